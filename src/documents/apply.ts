@@ -1,0 +1,383 @@
+/**
+ * The document state machine's transition function: applies one committed log entry to a store.
+ *
+ * Not responsible for: deciding what to propose (prepare.ts), the Raft log, or timing. It reads no
+ * clock and draws no randomness: every input is the store, the command and the entry's position.
+ *
+ * Invariants:
+ * - Deterministic: the same store content, command and meta give the same result and the same new
+ *   content on every node. Time comes only from command timestamps (stamped by the leader).
+ * - Each call is one store transaction: a batch changes every row it names or none of them.
+ * - Conditions are checked against the state as it would be after the earlier ops of the same
+ *   batch, so a batch can create a document and update it, or move one by delete+put.
+ * - A batch with an idempotency key that is recorded and not yet expired is not applied again;
+ *   the first result is returned with `duplicate: true`. Only successful batches are recorded: a
+ *   conflict changed nothing, so a retry under the same key must be free to succeed (this is what
+ *   lets the server re-prepare a merge patch after a conflict and propose it again).
+ * - The applied index (and its term) is recorded in the same transaction as the changes, so after
+ *   a crash the store says exactly which entries it contains. Indexes must strictly increase.
+ * - Expiry runs on the state machine's clock: the highest command timestamp applied so far. A new
+ *   leader whose clock is behind cannot make time go backwards, so a record once swept (or once
+ *   expired) stays expired for every later command; expiry decisions never contradict each other.
+ * - The state-machine options (idempotencyRetentionMs, idempotencyExpiryPerApplyMax) change what
+ *   is stored, so they must be the same on every node, like the code version itself.
+ */
+
+import { assert } from '../shared/assert.ts';
+import { validateCommand, type BatchCommand, type Condition, type Command } from './commands.ts';
+import { getMember, isPlainObject, jsonEqual, type JsonValue } from './json.ts';
+import type { DocumentReader, DocumentStore, DocumentWriter } from './store.ts';
+import { resolveDocumentOptions, type ConflictCode, type DocumentError, type DocumentOptions, type StoredDocument } from './types.ts';
+
+/** Where the entry sits in the Raft log. */
+export interface ApplyMeta {
+  index: number;
+  term: number;
+}
+
+/** What one op did. */
+export interface OpResult {
+  collection: string;
+  id: string;
+  /** Put: the new version. Delete: the version removed, or null if there was nothing to delete. */
+  version: number | null;
+  /** Log index of the entry that did it. */
+  index: number;
+  deleted: boolean;
+}
+
+/** One row change for a change feed: the new document, or null for a deletion. */
+export interface RowChange {
+  collection: string;
+  id: string;
+  doc: StoredDocument | null;
+}
+
+interface ResultBase {
+  /** The entry applied now. */
+  index: number;
+  term: number;
+  /** The command's requestId, so the proposing node can answer its caller. */
+  requestId?: string;
+}
+
+export interface AppliedResult extends ResultBase {
+  status: 'applied';
+  /** True when answered from the idempotency record instead of applying again. */
+  duplicate: boolean;
+  /** The entry whose batch took effect: `index`, or the first one for a duplicate. */
+  originalIndex: number;
+  /** The timestampMs of that first command. */
+  timestampMs: number;
+  idempotencyKey?: string;
+  /** One per op, in op order. */
+  ops: OpResult[];
+  /** Row changes in op order (a row can appear more than once; the last wins). Empty for a duplicate, which changed nothing. */
+  changes: RowChange[];
+}
+
+export interface ConflictResult extends ResultBase {
+  status: 'conflict';
+  code: ConflictCode;
+  message: string;
+  /** The first op whose condition failed; nothing in the batch was applied. */
+  opIndex: number;
+  collection: string;
+  id: string;
+  /** Version the op saw (after earlier ops of the batch); null when the document did not exist. */
+  currentVersion: number | null;
+}
+
+/** A malformed command reached the log (a bug upstream). It is skipped identically everywhere. */
+export interface RejectedResult extends ResultBase {
+  status: 'rejected';
+  error: DocumentError;
+}
+
+/** noop and expireIdempotency. */
+export interface HousekeepingResult extends ResultBase {
+  status: 'housekeeping';
+  /** Idempotency records dropped. */
+  expired: number;
+}
+
+export type ApplyResult = AppliedResult | ConflictResult | RejectedResult | HousekeepingResult;
+
+/** What an idempotency key remembers: enough to answer a retry, small enough to keep many. */
+export interface IdempotencyRecord {
+  key: string;
+  /** The first command's timestampMs (what the duplicate result reports). */
+  timestampMs: number;
+  /** State clock when recorded; expiry counts from here. */
+  recordedAtMs: number;
+  index: number;
+  ops: OpResult[];
+}
+
+// Meta keys. Keys sort as strings, so the expiry index pads timestamps to a fixed width
+// (Number.MAX_SAFE_INTEGER has 16 digits) to make string order equal time order.
+const appliedIndexKey = 'appliedIndex';
+const clockKey = 'clockMs';
+const recordPrefix = 'idempotency/';
+const expiryPrefix = 'idempotency-expiry/';
+const timestampWidth = 16;
+
+function recordKey(key: string): string {
+  return recordPrefix + key;
+}
+
+function expiryKey(timestampMs: number, key: string): string {
+  return `${expiryPrefix}${String(timestampMs).padStart(timestampWidth, '0')}/${key}`;
+}
+
+/** The last applied entry; {0, 0} for a store that has applied nothing. */
+export function readAppliedIndex(reader: DocumentReader): ApplyMeta {
+  const value = reader.getMeta(appliedIndexKey);
+  if (value === undefined) return { index: 0, term: 0 };
+  assert(isPlainObject(value) && Number.isSafeInteger(value['index']) && Number.isSafeInteger(value['term']), 'corrupt appliedIndex meta record');
+  return { index: value['index'] as number, term: value['term'] as number };
+}
+
+/** The state machine's clock: the highest command timestamp applied so far (0 before any). */
+export function readStateClock(reader: DocumentReader): number {
+  const value = reader.getMeta(clockKey);
+  if (value === undefined) return 0;
+  assert(typeof value === 'number' && Number.isSafeInteger(value) && value >= 0, 'corrupt clockMs meta record');
+  return value;
+}
+
+function advanceClock(tx: DocumentWriter, timestampMs: number): number {
+  const previous = readStateClock(tx);
+  if (timestampMs <= previous) return previous;
+  tx.putMeta(clockKey, timestampMs);
+  return timestampMs;
+}
+
+/** A record ages out once `retentionMs` of state-clock time has passed since it was recorded. */
+function isExpired(recordTimestampMs: number, nowMs: number, retentionMs: number): boolean {
+  return nowMs - recordTimestampMs >= retentionMs;
+}
+
+function readRecord(reader: DocumentReader, key: string): IdempotencyRecord | null {
+  const value = reader.getMeta(recordKey(key));
+  if (value === undefined) return null;
+  assert(isPlainObject(value), `corrupt idempotency record ${key}`);
+  const { timestampMs, recordedAtMs, index, ops } = value;
+  assert(
+    Number.isSafeInteger(timestampMs) && Number.isSafeInteger(recordedAtMs) && Number.isSafeInteger(index) && Array.isArray(ops),
+    `corrupt idempotency record ${key}`,
+  );
+  return {
+    key,
+    timestampMs: timestampMs as number,
+    recordedAtMs: recordedAtMs as number,
+    index: index as number,
+    ops: ops.map((op) => {
+      assert(isPlainObject(op), `corrupt op in idempotency record ${key}`);
+      return {
+        collection: op['collection'] as string,
+        id: op['id'] as string,
+        version: op['version'] as number | null,
+        index: op['index'] as number,
+        deleted: op['deleted'] as boolean,
+      };
+    }),
+  };
+}
+
+/**
+ * The live record for `key` as of time `nowMs` (or the state clock, if that is later), or null.
+ * The leader may call this before preparing a request, to answer a retry without proposing;
+ * apply checks again regardless.
+ */
+export function lookupIdempotency(
+  reader: DocumentReader,
+  key: string,
+  nowMs: number,
+  options: Partial<DocumentOptions> = {},
+): IdempotencyRecord | null {
+  const record = readRecord(reader, key);
+  if (record === null) return null;
+  // Expired records may linger until swept; they must already read as absent.
+  const effectiveNowMs = Math.max(nowMs, readStateClock(reader));
+  return isExpired(record.recordedAtMs, effectiveNowMs, resolveDocumentOptions(options).idempotencyRetentionMs) ? null : record;
+}
+
+/**
+ * Drops up to `max` expired records, oldest first, through the time-ordered expiry index. An
+ * index entry may outlive its record's replacement (a key reused after expiry, before the sweep
+ * reached it), so the record goes only if its recordedAtMs is the one the entry was made for.
+ */
+function sweepExpired(tx: DocumentWriter, nowMs: number, max: number, retentionMs: number): number {
+  let expired = 0;
+  for (const entry of tx.listMeta({ prefix: expiryPrefix, limit: max })) {
+    const timestampMs = Number(entry.key.slice(expiryPrefix.length, expiryPrefix.length + timestampWidth));
+    assert(Number.isSafeInteger(timestampMs) && typeof entry.value === 'string', `corrupt idempotency expiry entry ${entry.key}`);
+    if (!isExpired(timestampMs, nowMs, retentionMs)) break;
+    tx.deleteMeta(entry.key);
+    const record = readRecord(tx, entry.value);
+    if (record !== null && record.recordedAtMs === timestampMs) tx.deleteMeta(recordKey(entry.value));
+    expired += 1;
+  }
+  return expired;
+}
+
+function conditionFailure(current: StoredDocument | null, condition: Condition | undefined): { code: ConflictCode; message: string } | null {
+  if (condition === undefined) return null;
+  if (current === null) {
+    if (condition.exists === true || condition.version !== undefined || condition.fields !== undefined) {
+      return { code: 'NOT_FOUND', message: 'the document does not exist' };
+    }
+    return null;
+  }
+  if (condition.exists === false) return { code: 'ALREADY_EXISTS', message: `the document already exists at version ${current.version}` };
+  if (condition.version !== undefined && condition.version !== current.version) {
+    return { code: 'PRECONDITION_FAILED', message: `expected version ${condition.version}, found ${current.version}` };
+  }
+  if (condition.fields !== undefined) {
+    for (const name of Object.keys(condition.fields)) {
+      const actual = getMember(current.body, name);
+      // Present and equal: a missing field does not match even an expected null.
+      if (actual === undefined || !jsonEqual(actual, condition.fields[name] as JsonValue)) {
+        return { code: 'PRECONDITION_FAILED', message: `field '${name}' does not have the expected value` };
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Applies one committed entry. `options` are the state-machine options (see the header); pass the
+ * same on every node.
+ */
+export function applyCommand(store: DocumentStore, command: Command, meta: ApplyMeta, options: Partial<DocumentOptions> = {}): ApplyResult {
+  assert(Number.isSafeInteger(meta.index) && meta.index >= 1, `log index must be a positive integer, got ${meta.index}`);
+  assert(Number.isSafeInteger(meta.term) && meta.term >= 0, `log term must be a non-negative integer, got ${meta.term}`);
+  const resolved = resolveDocumentOptions(options);
+  return store.transaction((tx) => {
+    const previous = readAppliedIndex(tx);
+    assert(meta.index > previous.index, `entry ${meta.index} applied after entry ${previous.index}`);
+    tx.putMeta(appliedIndexKey, { index: meta.index, term: meta.term });
+
+    const requestId = isPlainObject(command) && typeof command['requestId'] === 'string' ? command['requestId'] : undefined;
+    const base: ResultBase = requestId === undefined ? { index: meta.index, term: meta.term } : { index: meta.index, term: meta.term, requestId };
+    // Structure only: configured size limits were enforced before proposing and must not be
+    // re-judged here, where a changed configuration would split replicas.
+    const error = validateCommand(command, null);
+    if (error !== null) return { ...base, status: 'rejected', error };
+
+    switch (command.type) {
+      case 'noop':
+        return { ...base, status: 'housekeeping', expired: 0 };
+      case 'expireIdempotency': {
+        const nowMs = advanceClock(tx, command.timestampMs);
+        return { ...base, status: 'housekeeping', expired: sweepExpired(tx, nowMs, command.max, resolved.idempotencyRetentionMs) };
+      }
+      case 'batch': {
+        const nowMs = advanceClock(tx, command.timestampMs);
+        sweepExpired(tx, nowMs, resolved.idempotencyExpiryPerApplyMax, resolved.idempotencyRetentionMs);
+        return applyBatch(tx, command, meta, nowMs, base, resolved);
+      }
+    }
+  });
+}
+
+function applyBatch(tx: DocumentWriter, command: BatchCommand, meta: ApplyMeta, nowMs: number, base: ResultBase, options: DocumentOptions): ApplyResult {
+  const key = command.idempotencyKey;
+  if (key !== undefined) {
+    const record = lookupIdempotency(tx, key, nowMs, options);
+    if (record !== null) {
+      return {
+        ...base,
+        status: 'applied',
+        duplicate: true,
+        originalIndex: record.index,
+        timestampMs: record.timestampMs,
+        idempotencyKey: key,
+        ops: record.ops,
+        changes: [],
+      };
+    }
+  }
+
+  // Phase 1: decide every op against a private overlay, writing nothing, so a failing op leaves
+  // the store untouched without relying on rollback.
+  const overlay = new Map<string, StoredDocument | null>();
+  const current = (collection: string, id: string): StoredDocument | null => {
+    const rowKey = `${collection}/${id}`;
+    return overlay.has(rowKey) ? (overlay.get(rowKey) as StoredDocument | null) : tx.get(collection, id);
+  };
+  const ops: OpResult[] = [];
+  const writes: Array<{ collection: string; id: string; doc: StoredDocument | null }> = [];
+  for (let opIndex = 0; opIndex < command.ops.length; opIndex += 1) {
+    const op = command.ops[opIndex];
+    assert(op !== undefined, 'op index out of range');
+    const existing = current(op.collection, op.id);
+    const failure = conditionFailure(existing, op.condition);
+    if (failure !== null) {
+      return {
+        ...base,
+        status: 'conflict',
+        ...failure,
+        opIndex,
+        collection: op.collection,
+        id: op.id,
+        currentVersion: existing?.version ?? null,
+      };
+    }
+    const rowKey = `${op.collection}/${op.id}`;
+    if (op.action === 'put') {
+      const version = existing === null ? 1 : existing.version + 1;
+      assert(Number.isSafeInteger(version), 'document version overflow');
+      const doc: StoredDocument = {
+        collection: op.collection,
+        id: op.id,
+        body: op.body,
+        version,
+        index: meta.index,
+        updatedAtMs: command.timestampMs,
+      };
+      overlay.set(rowKey, doc);
+      writes.push({ collection: op.collection, id: op.id, doc });
+      ops.push({ collection: op.collection, id: op.id, version, index: meta.index, deleted: false });
+    } else if (existing !== null) {
+      overlay.set(rowKey, null);
+      writes.push({ collection: op.collection, id: op.id, doc: null });
+      ops.push({ collection: op.collection, id: op.id, version: existing.version, index: meta.index, deleted: true });
+    } else {
+      // Deleting nothing is a successful no-op; it writes nothing and feeds no change.
+      ops.push({ collection: op.collection, id: op.id, version: null, index: meta.index, deleted: false });
+    }
+  }
+
+  // Phase 2: write. Changes carry the store's frozen copies, not the command's objects.
+  const changes: RowChange[] = [];
+  for (const write of writes) {
+    if (write.doc === null) {
+      tx.delete(write.collection, write.id);
+      changes.push({ collection: write.collection, id: write.id, doc: null });
+    } else {
+      tx.put(write.doc);
+      const stored = tx.get(write.collection, write.id);
+      assert(stored !== null && stored.version === write.doc.version, 'put did not read back');
+      changes.push({ collection: write.collection, id: write.id, doc: stored });
+    }
+  }
+
+  if (key !== undefined) {
+    const record: Omit<IdempotencyRecord, 'key'> = { timestampMs: command.timestampMs, recordedAtMs: nowMs, index: meta.index, ops };
+    tx.putMeta(recordKey(key), record as unknown as JsonValue);
+    tx.putMeta(expiryKey(nowMs, key), key);
+  }
+
+  return {
+    ...base,
+    status: 'applied',
+    duplicate: false,
+    originalIndex: meta.index,
+    timestampMs: command.timestampMs,
+    ...(key === undefined ? {} : { idempotencyKey: key }),
+    ops,
+    changes,
+  };
+}

@@ -1,0 +1,258 @@
+/**
+ * Replica: the driver that glues the pure consensus core to its ports (storage, transport,
+ * state machine). The simulator and the server run this same code; only the ports differ.
+ *
+ * It follows the Ready contract in consensus/types.ts: at most one Ready is being persisted at a
+ * time; while its fsync is in flight, ticks and messages keep flowing through the core, and
+ * messages that are safe before the fsync (heartbeats, a leader's appends) still go out, so a
+ * stalled disk never stops a leader from noticing it lost its quorum (etcd-io/etcd#13527).
+ * Proposals that arrive during an fsync are batched into the next Ready: group commit.
+ *
+ * Not here: any decision that belongs to consensus (who leads, what is committed).
+ */
+import { assert } from '../shared/assert.ts';
+import type { RaftCore } from '../consensus/raft_core.ts';
+import type {
+  Entry, LogIndex, MembershipChange, Message, ProposalResult, Ready, SnapshotMeta,
+} from '../consensus/types.ts';
+import { ProposalTable, type ProposalOutcome } from './proposals.ts';
+
+export interface ReplicaStorage {
+  /**
+   * Makes a Ready's persistent parts durable, in this order: install `snapshot` (drop log entries
+   * up to its index; drop the rest too unless the entry at its index has its term), stage
+   * `snapshotChunks`, truncate at `entries[0].index` and append `entries`, write `hardState`.
+   * Calls done only after everything is on disk (fsync). An error is fatal to the node.
+   */
+  persist(ready: Ready, done: (error: Error | null) => void): void;
+  /** Durably stores a snapshot this node took of its own state machine, then compacts the log. */
+  saveSnapshot(meta: SnapshotMeta, bytes: Uint8Array): void;
+  /** A chunk of the latest snapshot, or null when the latest snapshot is not at `index`. */
+  readSnapshotChunk(index: LogIndex, offset: number, bytesMax: number): { data: Uint8Array; done: boolean } | null;
+  /** The latest durable snapshot (after an install, the one just installed). */
+  loadSnapshot(): { meta: SnapshotMeta; bytes: Uint8Array } | null;
+}
+
+export interface ReplicaStateMachine<R> {
+  /** Deterministic: the same entries in the same order give the same state on every node. */
+  apply(entry: Entry): R;
+  snapshot(): Uint8Array;
+  restore(bytes: Uint8Array): void;
+}
+
+export interface ReplicaTransport {
+  send(message: Message): void;
+}
+
+export interface ReplicaObserver<R> {
+  onApplied?(entry: Entry, result: R | undefined): void;
+  onSnapshotRestored?(meta: SnapshotMeta): void;
+  onReady?(ready: Ready): void;
+}
+
+export interface ReplicaOptions<R> {
+  readonly core: RaftCore;
+  readonly storage: ReplicaStorage;
+  readonly stateMachine: ReplicaStateMachine<R>;
+  readonly transport: ReplicaTransport;
+  /** Take a snapshot and compact the log after this many applied entries. */
+  readonly snapshotEveryEntries: number;
+  readonly snapshotChunkBytesMax: number;
+  readonly observer?: ReplicaObserver<R>;
+}
+
+export type ReadOutcome =
+  | { readonly ok: true; readonly index: LogIndex }
+  | { readonly ok: false; readonly reason: 'DROPPED' | 'STOPPED' };
+
+interface WaitingRead {
+  readonly index: LogIndex;
+  readonly callback: (outcome: ReadOutcome) => void;
+}
+
+export class Replica<R> {
+  readonly core: RaftCore;
+  private readonly storage: ReplicaStorage;
+  private readonly stateMachine: ReplicaStateMachine<R>;
+  private readonly transport: ReplicaTransport;
+  private readonly options: ReplicaOptions<R>;
+  private readonly proposals = new ProposalTable<R>();
+  private readonly readsAwaitingIndex = new Map<string, (outcome: ReadOutcome) => void>();
+  private readsAwaitingApply: WaitingRead[] = [];
+  private persisting: Ready | null = null;
+  private stopped = false;
+  private appliedIndexValue: LogIndex;
+
+  constructor(options: ReplicaOptions<R>) {
+    assert(options.snapshotEveryEntries >= 1, 'snapshotEveryEntries >= 1');
+    assert(options.snapshotChunkBytesMax >= 1, 'snapshotChunkBytesMax >= 1');
+    this.options = options;
+    this.core = options.core;
+    this.storage = options.storage;
+    this.stateMachine = options.stateMachine;
+    this.transport = options.transport;
+    this.appliedIndexValue = options.core.snapshotMeta.index;
+  }
+
+  get appliedIndex(): LogIndex {
+    return this.appliedIndexValue;
+  }
+
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
+  get pendingReads(): number {
+    return this.readsAwaitingIndex.size + this.readsAwaitingApply.length;
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    this.core.tick();
+    this.pump();
+  }
+
+  receive(message: Message): void {
+    if (this.stopped) return;
+    this.core.step(message);
+    this.pump();
+  }
+
+  /** Proposes a command; the callback receives its definitive or unknown outcome later. */
+  propose(data: Uint8Array, callback: (outcome: ProposalOutcome<R>) => void): ProposalResult {
+    assert(!this.stopped, 'propose on a stopped replica');
+    const result = this.core.propose(data);
+    if (result.ok) this.proposals.add(result.index, result.term, callback);
+    this.pump();
+    return result;
+  }
+
+  proposeMembershipChange(change: MembershipChange, callback: (outcome: ProposalOutcome<R>) => void): ProposalResult {
+    assert(!this.stopped, 'membership change on a stopped replica');
+    const result = this.core.proposeMembershipChange(change);
+    if (result.ok) this.proposals.add(result.index, result.term, callback);
+    this.pump();
+    return result;
+  }
+
+  /** A linearizable read: the callback fires once this node has applied the confirmed read index. */
+  read(requestId: string, callback: (outcome: ReadOutcome) => void, options: { lease?: boolean } = {}): void {
+    assert(!this.stopped, 'read on a stopped replica');
+    assert(!this.readsAwaitingIndex.has(requestId), `duplicate read id ${requestId}`);
+    this.readsAwaitingIndex.set(requestId, callback);
+    this.core.readIndex(requestId, options);
+    this.pump();
+  }
+
+  transferLeadership(target: string): ReturnType<RaftCore['transferLeadership']> {
+    const result = this.core.transferLeadership(target);
+    this.pump();
+    return result;
+  }
+
+  /** Crash or shutdown: nothing more happens; waiting callers learn their outcome is unknown. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.proposals.failAll();
+    for (const callback of this.readsAwaitingIndex.values()) callback({ ok: false, reason: 'STOPPED' });
+    for (const read of this.readsAwaitingApply) read.callback({ ok: false, reason: 'STOPPED' });
+    this.readsAwaitingIndex.clear();
+    this.readsAwaitingApply = [];
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Moves work from the core to the ports. Safe to call at any time. */
+  pump(): void {
+    if (this.stopped) return;
+    if (this.persisting !== null) {
+      for (const message of this.core.takeMessages()) this.send(message);
+      return;
+    }
+    if (!this.core.hasReady()) return;
+    const ready = this.core.ready();
+    this.persisting = ready;
+    this.options.observer?.onReady?.(ready);
+    for (const message of ready.messages) this.send(message);
+    this.storage.persist(ready, (error) => {
+      if (error !== null) throw error;
+      this.afterPersist(ready);
+    });
+  }
+
+  private afterPersist(ready: Ready): void {
+    if (this.stopped) return;
+    assert(this.persisting === ready, 'persist completions arrive in order');
+    if (ready.snapshot !== null) this.restoreSnapshot(ready.snapshot);
+    for (const message of ready.messagesAfterPersist) this.send(message);
+    for (const entry of ready.committed) this.applyEntry(entry);
+    for (const readState of ready.readStates) {
+      const callback = this.readsAwaitingIndex.get(readState.requestId);
+      if (callback === undefined) continue;
+      this.readsAwaitingIndex.delete(readState.requestId);
+      this.readsAwaitingApply.push({ index: readState.index, callback });
+    }
+    for (const requestId of ready.readsDropped) {
+      const callback = this.readsAwaitingIndex.get(requestId);
+      this.readsAwaitingIndex.delete(requestId);
+      callback?.({ ok: false, reason: 'DROPPED' });
+    }
+    this.core.advance(ready);
+    this.persisting = null;
+    this.serveReads();
+    this.maybeSnapshot();
+    this.pump();
+  }
+
+  private restoreSnapshot(meta: SnapshotMeta): void {
+    const snapshot = this.storage.loadSnapshot();
+    assert(snapshot !== null && snapshot.meta.index === meta.index, 'installed snapshot is on disk');
+    this.stateMachine.restore(snapshot.bytes);
+    this.appliedIndexValue = meta.index;
+    this.proposals.onSnapshotInstalled(meta.index);
+    this.options.observer?.onSnapshotRestored?.(meta);
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.appliedIndexValue) return;
+    assert(entry.index === this.appliedIndexValue + 1, `apply gap: ${this.appliedIndexValue} -> ${entry.index}`);
+    const result = entry.kind === 'normal' ? this.stateMachine.apply(entry) : undefined;
+    this.appliedIndexValue = entry.index;
+    this.options.observer?.onApplied?.(entry, result);
+    this.proposals.onApplied(entry, result as R);
+  }
+
+  private serveReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const still: WaitingRead[] = [];
+    for (const read of this.readsAwaitingApply) {
+      if (read.index <= this.appliedIndexValue) read.callback({ ok: true, index: read.index });
+      else still.push(read);
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  private maybeSnapshot(): void {
+    const since = this.appliedIndexValue - this.core.snapshotMeta.index;
+    if (since < this.options.snapshotEveryEntries) return;
+    const bytes = this.stateMachine.snapshot();
+    const meta = this.core.compact(this.appliedIndexValue);
+    this.storage.saveSnapshot(meta, bytes);
+  }
+
+  private send(message: Message): void {
+    if (message.type === 'installSnapshot' && message.data === null) {
+      const chunk = this.storage.readSnapshotChunk(message.snapshot.index, message.offset, this.options.snapshotChunkBytesMax);
+      if (chunk === null) {
+        this.core.reportSnapshotUnavailable(message.to);
+        return;
+      }
+      this.transport.send({ ...message, data: chunk.data, done: chunk.done });
+      return;
+    }
+    this.transport.send(message);
+  }
+}

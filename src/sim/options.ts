@@ -1,0 +1,130 @@
+/**
+ * Simulation options, and "swarm testing" (TigerBeetle's VOPR): every parameter of a run is
+ * derived from its seed, so a sweep over seeds explores many different fault mixes, and one seed
+ * replays one run exactly.
+ */
+import { Prng } from '../shared/prng.ts';
+import type { PlantedBug } from '../consensus/config.ts';
+import type { NetworkFaults } from './sim_network.ts';
+
+export const FAULT_KINDS = [
+  'crash', 'crashLeader', 'partition', 'isolateLeader', 'oneWay', 'bridge', 'pause', 'slow', 'lossy',
+  'membership', 'transfer', 'crashNewLeader',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface SimOptions {
+  seed: number;
+  voters: number;
+  spareNodes: number;
+  tickMs: number;
+  electionTimeoutTicks: number;
+  heartbeatIntervalTicks: number;
+  /** Virtual time with faults. */
+  faultPhaseMs: number;
+  /** Virtual time allowed, after every fault is healed, for the cluster to converge. */
+  healPhaseMs: number;
+  faults: FaultKind[];
+  faultIntervalMsMin: number;
+  faultIntervalMsMax: number;
+  faultDurationMsMax: number;
+  network: NetworkFaults;
+  diskLatencyMsMin: number;
+  diskLatencyMsMax: number;
+  clients: number;
+  keys: number;
+  clientTimeoutMs: number;
+  readFraction: number;
+  casFraction: number;
+  followerReadFraction: number;
+  snapshotEveryEntries: number;
+  snapshotChunkBytesMax: number;
+  entriesPerMessageMax: number;
+  inflightMessagesMax: number;
+  leaseReads: boolean;
+  plantedBug: PlantedBug | null;
+}
+
+export function swarmOptions(seed: number, overrides: Partial<SimOptions> = {}): SimOptions {
+  const random = new Prng(seed, 'swarm');
+  const faults = FAULT_KINDS.filter(() => random.chance(0.6));
+  if (faults.length === 0) faults.push(random.pick(FAULT_KINDS));
+  const lossy = random.chance(0.5);
+  const options: SimOptions = {
+    seed,
+    voters: random.chance(0.65) ? 3 : 5,
+    spareNodes: random.int(0, 1),
+    tickMs: 10,
+    electionTimeoutTicks: 10,
+    heartbeatIntervalTicks: random.pick([1, 2, 3]),
+    faultPhaseMs: random.int(4_000, 10_000),
+    healPhaseMs: 8_000,
+    faults,
+    faultIntervalMsMin: 50,
+    faultIntervalMsMax: random.int(200, 1_500),
+    faultDurationMsMax: random.int(300, 3_000),
+    network: {
+      lossProbability: lossy ? random.next() * 0.1 : 0,
+      duplicateProbability: lossy ? random.next() * 0.05 : 0,
+      delayMsMin: 1,
+      delayMsMax: random.int(2, 15),
+      delaySpikeProbability: lossy ? random.next() * 0.05 : 0,
+      delaySpikeMsMax: 200,
+    },
+    diskLatencyMsMin: 1,
+    diskLatencyMsMax: random.int(2, 12),
+    clients: random.int(2, 6),
+    keys: random.int(1, 4),
+    clientTimeoutMs: 1_000,
+    readFraction: 0.2 + random.next() * 0.4,
+    casFraction: random.next() * 0.4,
+    followerReadFraction: random.next() * 0.5,
+    snapshotEveryEntries: random.pick([8, 32, 128, 1024]),
+    snapshotChunkBytesMax: random.pick([64, 512, 65_536]),
+    entriesPerMessageMax: random.pick([1, 4, 64]),
+    inflightMessagesMax: random.pick([1, 4, 64]),
+    leaseReads: false,
+    plantedBug: null,
+  };
+  return { ...options, ...overrides };
+}
+
+/**
+ * Fault profiles that make a planted bug's trigger likely, so the checker self-tests need few
+ * seeds. Each names the situation the bug needs:
+ *   commitEarlierTermByCounting -- Raft Figure 8: an old-term entry reaches a majority without an
+ *     entry of the new leader's term, then leaders crash in turn. One entry per message and one
+ *     message in flight let the old entry arrive alone; crashes and partitions rotate leaders.
+ *   ackBeforePersist -- a follower acknowledges, then crashes before its slow fsync: slow disks
+ *     and frequent crashes.
+ *   readWithoutQuorum -- a deposed leader keeps answering reads: isolate or pause the leader.
+ *   voteTwiceInTerm -- split votes: 5 voters and partitions.
+ */
+export function plantedBugProfile(bug: PlantedBug): Partial<SimOptions> {
+  switch (bug) {
+    case 'commitEarlierTermByCounting':
+      return {
+        plantedBug: bug, voters: 5, spareNodes: 0, entriesPerMessageMax: 1, inflightMessagesMax: 1,
+        faults: ['crashNewLeader', 'crash', 'partition'],
+        faultIntervalMsMin: 20, faultIntervalMsMax: 300, faultDurationMsMax: 800, diskLatencyMsMax: 3,
+        network: { ...CALM_LOSSY, lossProbability: 0.05 }, clients: 6, readFraction: 0.2,
+      };
+    case 'ackBeforePersist':
+      return {
+        plantedBug: bug, faults: ['crash', 'crashLeader', 'partition'], diskLatencyMsMin: 20,
+        diskLatencyMsMax: 80, faultIntervalMsMin: 20, faultIntervalMsMax: 300, clients: 6, readFraction: 0.1,
+      };
+    case 'readWithoutQuorum':
+      return {
+        plantedBug: bug, faults: ['isolateLeader', 'pause', 'partition'], readFraction: 0.6,
+        followerReadFraction: 0, clients: 6, keys: 1,
+      };
+    case 'voteTwiceInTerm':
+      return { plantedBug: bug, voters: 5, faults: ['partition', 'crash', 'lossy'] };
+  }
+}
+
+const CALM_LOSSY: NetworkFaults = {
+  lossProbability: 0, duplicateProbability: 0, delayMsMin: 1, delayMsMax: 5,
+  delaySpikeProbability: 0.02, delaySpikeMsMax: 100,
+};
