@@ -48,6 +48,11 @@ export interface Kernel {
   /** Register value the kernel starts from: null, or the value reached by an earlier linearizable prefix. */
   readonly initialValue: string | null;
   readonly operations: readonly Operation[];
+  /**
+   * True when removing any single op was tried and made it linearizable (or left a read of a value
+   * nothing writes); false when shrinking ran out of budget first. Either way it is a violation.
+   */
+  readonly minimal: boolean;
 }
 
 export interface Violation {
@@ -407,16 +412,6 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
     prev[next[e]!] = e;
   };
 
-  // Info ops with the same kind, value and expected value are interchangeable once invoked.
-  const infoClass = new Int32Array(m).fill(-1);
-  const classes = new Map<string, number>();
-  ops.forEach((op, i) => {
-    if (op.definite) return;
-    const name = `${op.kind} ${op.value} ${op.expected}`;
-    infoClass[i] = classes.get(name) ?? classes.size;
-    classes.set(name, infoClass[i]!);
-  });
-
   const linearized = new LinearizedSet(m);
   const cache = new ConfigurationCache();
   // One frame per linearized op: its call entry, the state before it, and how it got there.
@@ -524,17 +519,7 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
 
     const op = entryOp[entry]!;
     if (isCall[entry] === 1) {
-      let nextState = applyOp(state, ops[op]!);
-      // Two pruning rules for info ops, each keeping an equivalent alternative: taking effect
-      // without changing the value is no different from never taking effect (tried at the deadline),
-      // and among enabled info ops with the same effect (hence the same deadline) any is as good as
-      // the first. With few distinct values and many timeouts, these otherwise multiply the search.
-      if (nextState !== ILLEGAL && infoClass[op] !== -1) {
-        if (nextState === state) nextState = ILLEGAL;
-        for (let e = next[HEAD]!; e !== entry && nextState !== ILLEGAL; e = next[e]!) {
-          if (isCall[e] === 1 && infoClass[entryOp[e]!] === infoClass[op]) nextState = ILLEGAL;
-        }
-      }
+      const nextState = applyOp(state, ops[op]!);
       if (nextState !== ILLEGAL) {
         linearized.add(op);
         if (cache.add(linearized, nextState)) {
@@ -712,7 +697,8 @@ type Failure = Extract<SearchResult, { kind: 'not-linearizable' }>;
 function findKernel(core: readonly CoreOp[], failure: Failure, values: ValueTable, deadline: Budget['deadline']): Kernel | null {
   let candidate: CoreOp[];
   let initial: number;
-  if (core.length <= SHRINK_WHOLE_LIMIT) {
+  const wholeHistory = core.length <= SHRINK_WHOLE_LIMIT;
+  if (wholeHistory) {
     candidate = [...core];
     initial = 0;
   } else {
@@ -729,30 +715,47 @@ function findKernel(core: readonly CoreOp[], failure: Failure, values: ValueTabl
   }
 
   let stepsLeft = SHRINK_STEPS_TOTAL;
+  let exhaustive = true; // false once some attempt ran out of budget: the result may not be minimal
   const fails = (ops: readonly CoreOp[]): boolean => {
-    if (stepsLeft <= 0) return false;
+    if (stepsLeft <= 0) {
+      exhaustive = false;
+      return false;
+    }
     const result = search(ops, initial, { stepLimit: Math.min(SHRINK_STEPS_PER_ATTEMPT, stepsLeft), deadline });
     stepsLeft -= result.steps;
+    if (result.kind === 'unknown') exhaustive = false;
     return result.kind === 'not-linearizable';
   };
-  if (!fails(candidate)) return null;
+  if (wholeHistory ? false : !fails(candidate)) return null;
 
-  // Greedy one-at-a-time removal to a fixpoint (1-minimal). Later ops go first: they are the most
-  // likely to be unrelated. A removal may not leave a remaining read or cas observing a value that
-  // no remaining op writes, or every kernel would collapse to "read a value never written".
+  // A removal may not leave a remaining read or cas observing a value that no remaining op writes,
+  // or every kernel would collapse to "read a value never written".
+  const tryRemoving = (remove: (index: number) => boolean): boolean => {
+    const without = candidate.filter((_, k) => !remove(k));
+    if (without.length === candidate.length || !keepsObservationsExplained(candidate, without, initial)) return false;
+    if (!fails(without)) return false;
+    candidate = without;
+    return true;
+  };
+  // Cheap large cuts first, since each check of a smaller history is cheaper: everything invoked
+  // after the dead end, then halves, quarters, ... (as in delta debugging), later chunks first
+  // because they are the most likely to be unrelated. Finally single ops to a fixpoint (1-minimal).
+  const deadEnd = core[failure.blocked]!.retPos;
+  tryRemoving((k) => candidate[k]!.callPos > deadEnd);
+  for (let size = candidate.length >>> 1; size > 1; size >>>= 1) {
+    for (let start = candidate.length - size; start > -size; start -= size) {
+      const from = Math.max(0, start);
+      tryRemoving((k) => k >= from && k < start + size);
+    }
+  }
   let changed = true;
   while (changed && stepsLeft > 0) {
     changed = false;
     for (let i = candidate.length - 1; i >= 0; i--) {
-      const without = candidate.filter((_, k) => k !== i);
-      if (!keepsObservationsExplained(candidate, without, initial)) continue;
-      if (fails(without)) {
-        candidate = without;
-        changed = true;
-      }
+      if (tryRemoving((k) => k === i)) changed = true;
     }
   }
-  return { initialValue: values.value(initial), operations: candidate.map((op) => op.source) };
+  return { initialValue: values.value(initial), operations: candidate.map((op) => op.source), minimal: exhaustive && stepsLeft > 0 };
 }
 
 function keepsObservationsExplained(before: readonly CoreOp[], after: readonly CoreOp[], initial: number): boolean {
@@ -761,13 +764,32 @@ function keepsObservationsExplained(before: readonly CoreOp[], after: readonly C
   return true;
 }
 
+/**
+ * Observers (reads, cas expectations) of a value other than the initial one that no op in `ops`
+ * could have written in time: none writing it was invoked before the observer completed.
+ */
 function unexplained(ops: readonly CoreOp[], initial: number): Set<CoreOp> {
-  const written = new Set<number>([initial]);
-  for (const op of ops) if (op.kind !== READ) written.add(op.value);
+  // The two earliest writers per value, so an observer that writes the value itself (a cas from v
+  // to v) is not taken as its own explanation.
+  const first = new Map<number, CoreOp>();
+  const second = new Map<number, CoreOp>();
+  for (const op of ops) {
+    if (op.kind === READ) continue;
+    const a = first.get(op.value);
+    if (a === undefined || op.callPos < a.callPos) {
+      if (a !== undefined) second.set(op.value, a);
+      first.set(op.value, op);
+    } else {
+      const b = second.get(op.value);
+      if (b === undefined || op.callPos < b.callPos) second.set(op.value, op);
+    }
+  }
   const result = new Set<CoreOp>();
   for (const op of ops) {
-    if (op.kind === READ && !written.has(op.value)) result.add(op);
-    if (op.kind === CAS && !written.has(op.expected)) result.add(op);
+    const observed = op.kind === READ ? op.value : op.kind === CAS ? op.expected : initial;
+    if (observed === initial) continue;
+    const earliest = first.get(observed) === op ? second.get(observed) : first.get(observed);
+    if (earliest === undefined || earliest.callPos > op.retPos) result.add(op);
   }
   return result;
 }
@@ -789,12 +811,12 @@ function buildViolation(
   const valueAfterPrefix = values.value(failure.stateAfterPrefix);
   const k = JSON.stringify(key);
   const lines: string[] = [];
-  lines.push(`key ${k} is not linearizable (${core.length} ops checked).`);
+  lines.push(`key ${k} is not linearizable (${plural(core.length, 'op')} checked).`);
   lines.push(`  This op could not take effect before it completed, whatever the order of the ops open with it:`);
   lines.push(`    ${describeOperation(blocked.source)}`);
   const skipped = failure.prefix.length - prefix.length;
   const covered = skipped === 0 ? `${prefix.length}` : `${failure.prefix.length} (${skipped} unknown-outcome ops in it never took effect)`;
-  lines.push(`  Longest linearizable prefix found: ${covered} of ${core.length} ops, leaving ${k} = ${JSON.stringify(valueAfterPrefix)}.`);
+  lines.push(`  Longest linearizable prefix found: ${covered} of ${plural(core.length, 'op')}, leaving ${k} = ${JSON.stringify(valueAfterPrefix)}.`);
   if (prefix.length > 0) {
     const shown = prefix.slice(-PREFIX_TAIL_SHOWN);
     lines.push(`  ${shown.length < prefix.length ? `Its last ${shown.length} ops` : 'Its ops'}, in linearization order:`);
@@ -805,7 +827,8 @@ function buildViolation(
     for (const op of pending.slice(0, PENDING_SHOWN)) lines.push(`    ${describeOperation(op)}`);
   }
   if (kernel !== null) {
-    lines.push(`  Smallest non-linearizable subset found (${kernel.operations.length} ops, starting from ${k} = ${JSON.stringify(kernel.initialValue)}):`);
+    const which = kernel.minimal ? 'Minimal non-linearizable subset' : 'Smallest non-linearizable subset found before the shrinking budget ran out';
+    lines.push(`  ${which} (${plural(kernel.operations.length, 'op')}, starting from ${k} = ${JSON.stringify(kernel.initialValue)}):`);
     for (const op of kernel.operations) lines.push(`    ${describeOperation(op)}`);
   }
   const hint = neverWrittenHint(blocked.source, ops);
@@ -821,8 +844,12 @@ function neverWrittenHint(blocked: Operation, ops: readonly Operation[]): string
   return `the ${what} value ${JSON.stringify(observed)} is never written to this key by any op that may have taken effect.`;
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function summarize(verdict: KeyVerdict, keys: readonly KeyResult[], operations: number): string {
-  if (verdict === 'linearizable') return `linearizable: ${keys.length} keys, ${operations} ops.`;
+  if (verdict === 'linearizable') return `linearizable: ${plural(keys.length, 'key')}, ${plural(operations, 'op')}.`;
   const parts: string[] = [];
   for (const result of keys) {
     if (result.violation !== null) parts.push(result.violation.explanation);

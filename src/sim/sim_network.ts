@@ -69,6 +69,14 @@ export class SimNetwork {
     }
   }
 
+  /** Restores every link from and to `node`. */
+  healNode(node: NodeId): void {
+    for (const link of [...this.cutLinks]) {
+      const [from, to] = link.split('>');
+      if (from === node || to === node) this.cutLinks.delete(link);
+    }
+  }
+
   healAll(): void {
     this.cutLinks.clear();
   }

@@ -454,16 +454,24 @@ export class Simulation {
   }
 
   /**
-   * Harsher than production on purpose: kill a leader within a few ticks of its election, while
-   * its first entries are only partly replicated (the setting of Raft's Figure 8).
+   * Harsher than production on purpose: cut a leader off at the instant of its election (its
+   * first appends, already in flight, are lost or only partly delivered), then kill it within a
+   * few ticks. Leaders of successive terms then hold entries no one else has: the setting of
+   * Raft's Figure 8.
    */
   private maybeCrashNewLeader(node: SimNode): void {
-    if (this.healed || !this.options.faults.includes('crashNewLeader') || !this.random.chance(0.5)) return;
+    if (this.healed || !this.options.faults.includes('crashNewLeader')) return;
+    if (!this.random.chance(this.options.crashNewLeaderProbability)) return;
     this.faultCounts['crashNewLeader'] = (this.faultCounts['crashNewLeader'] ?? 0) + 1;
+    this.log(`FAULT cut off and kill new leader ${node.id}`);
+    if (this.random.chance(0.5)) this.network.isolate(node.id, [...this.nodes.keys()]);
     this.queue.after(this.random.int(0, 3 * this.options.tickMs), () => {
       if (this.healed) return;
       this.crash(node);
-      this.healLater(() => this.restart(node));
+      this.healLater(() => {
+        this.network.healNode(node.id);
+        this.restart(node);
+      });
     });
   }
 

@@ -1,0 +1,154 @@
+/**
+ * Snapshot files: the bytes of one state-machine snapshot in `snapshot-<index>.bin`, framed by a
+ * header and a checksummed trailer, written atomically and durably.
+ *
+ * Not responsible for: deciding which snapshot is current (the LMDB record in log_storage.ts is
+ * the single source of truth; a file it does not name is garbage), or the snapshot's content.
+ *
+ * File layout (all integers big-endian):
+ *   header  (32 bytes): magic "USNAP001" | index u64 | term u64 | body length u64
+ *   body    (length bytes)
+ *   trailer (12 bytes): CRC-32 over header ‖ body | magic "USNAPEND"
+ * A short file is reported as truncated (the header's length says how long it must be); any flipped
+ * bit fails the CRC; a file whose header names another index/term than the record is reported as
+ * the wrong file. Nothing is ever returned from a file that fails these checks.
+ *
+ * Why synchronous node:fs calls: the write must be durable, and named by its final name, before the
+ * LMDB transaction that points at it commits. The LMDB transaction callback runs synchronously
+ * (lmdb-js executes it on the main thread inside the write transaction; an async callback would
+ * hold the transaction open while other writes could join it), and ReplicaStorage.saveSnapshot is
+ * a synchronous port, so the whole sequence is a plain sequence of sync calls whose order is
+ * exactly the order on disk. Snapshots are rare; blocking the event loop for one is accepted.
+ *
+ * Durable write protocol: write `<name>.tmp`, fsync it, rename over `<name>`, fsync the directory
+ * (without the directory fsync the rename itself may be lost in a power failure, leaving the LMDB
+ * record pointing at a file that is not there).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { StorageCorruptionError, StorageIoError } from '../errors.ts';
+import { crc32, hex32 } from './codec.ts';
+
+const headerMagic = Buffer.from('USNAP001', 'ascii');
+const trailerMagic = Buffer.from('USNAPEND', 'ascii');
+const headerBytes = 32;
+const trailerBytes = 12;
+
+export const snapshotFilePattern = /^snapshot-(\d+)\.bin(\.tmp)?$/;
+
+export function snapshotFileName(index: number): string {
+  return `snapshot-${index}.bin`;
+}
+
+function writeU64(buffer: Buffer, value: number, offset: number): void {
+  buffer.writeUInt32BE(Math.floor(value / 0x1_0000_0000), offset);
+  buffer.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+function readU64(buffer: Uint8Array, offset: number): number {
+  const view = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  return view.readUInt32BE(offset) * 0x1_0000_0000 + view.readUInt32BE(offset + 4);
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let offset = 0;
+  // writeSync may write less than asked (e.g. interrupted); loop until all bytes are out.
+  while (offset < bytes.byteLength) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
+}
+
+/** fsync a directory so that a rename or create inside it survives a power failure. */
+export function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Durably writes `bytes` as the snapshot at (index, term) in `dir`; returns the file path. Throws
+ * StorageIoError (with the errno code, e.g. ENOSPC) if any step fails; a leftover `.tmp` file is
+ * removed on failure and ignored by readers in any case.
+ */
+export function writeSnapshotFile(dir: string, index: number, term: number, bytes: Uint8Array): string {
+  const file = path.join(dir, snapshotFileName(index));
+  const temp = `${file}.tmp`;
+  const header = Buffer.alloc(headerBytes);
+  headerMagic.copy(header, 0);
+  writeU64(header, index, 8);
+  writeU64(header, term, 16);
+  writeU64(header, bytes.byteLength, 24);
+  const trailer = Buffer.alloc(trailerBytes);
+  trailer.writeUInt32BE(crc32(bytes, crc32(header)), 0);
+  trailerMagic.copy(trailer, 4);
+  try {
+    const fd = fs.openSync(temp, 'w');
+    try {
+      writeAll(fd, header);
+      writeAll(fd, bytes);
+      writeAll(fd, trailer);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, file);
+    fsyncDirectory(dir);
+  } catch (error) {
+    try {
+      fs.rmSync(temp, { force: true });
+    } catch {
+      // The original error is the one to report; a stray .tmp is removed at the next open.
+    }
+    throw new StorageIoError(`writing snapshot file ${file} failed`, error);
+  }
+  return file;
+}
+
+/**
+ * Reads and fully verifies the snapshot file for (index, term) in `dir`. A missing file is also
+ * corruption here: the caller only asks for the file its durable record names.
+ */
+export function readSnapshotFile(dir: string, index: number, term: number): Uint8Array {
+  const file = path.join(dir, snapshotFileName(index));
+  let raw: Buffer;
+  try {
+    raw = fs.readFileSync(file);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') {
+      throw new StorageCorruptionError(file, `snapshot file for index ${index} is missing`, { cause: error });
+    }
+    throw new StorageIoError(`reading snapshot file ${file} failed`, error);
+  }
+  if (raw.byteLength < headerBytes) {
+    throw new StorageCorruptionError(file, `snapshot file is truncated: ${raw.byteLength} bytes, shorter than its ${headerBytes}-byte header`);
+  }
+  if (!raw.subarray(0, 8).equals(headerMagic)) {
+    throw new StorageCorruptionError(file, 'snapshot file has a bad header magic');
+  }
+  const length = readU64(raw, 24);
+  const expected = headerBytes + length + trailerBytes;
+  if (raw.byteLength < expected) {
+    throw new StorageCorruptionError(file, `snapshot file is truncated: ${raw.byteLength} bytes, its header promises ${expected}`);
+  }
+  if (raw.byteLength > expected) {
+    throw new StorageCorruptionError(file, `snapshot file has ${raw.byteLength - expected} unexpected bytes after its trailer`);
+  }
+  const body = raw.subarray(headerBytes, headerBytes + length);
+  const trailer = raw.subarray(headerBytes + length);
+  if (!trailer.subarray(4).equals(trailerMagic)) {
+    throw new StorageCorruptionError(file, 'snapshot file has a bad trailer magic');
+  }
+  const stored = trailer.readUInt32BE(0);
+  const computed = crc32(body, crc32(raw.subarray(0, headerBytes)));
+  if (stored !== computed) {
+    throw new StorageCorruptionError(file, `snapshot file failed its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)}`);
+  }
+  const fileIndex = readU64(raw, 8);
+  const fileTerm = readU64(raw, 16);
+  if (fileIndex !== index || fileTerm !== term) {
+    throw new StorageCorruptionError(file, `snapshot file holds index ${fileIndex} term ${fileTerm}, the log records index ${index} term ${term}`);
+  }
+  // A copy that owns its memory, so callers can keep it without pinning the whole file buffer.
+  return new Uint8Array(body);
+}
