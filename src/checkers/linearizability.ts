@@ -53,6 +53,11 @@ export interface Kernel {
    * nothing writes); false when shrinking ran out of budget first. Either way it is a violation.
    */
   readonly minimal: boolean;
+  /**
+   * True when the kernel contains `Violation.blocked` and is linearizable without it: it shows
+   * exactly why that op could not be linearized. False when the rest was inconsistent already.
+   */
+  readonly anchored: boolean;
 }
 
 export interface Violation {
@@ -716,24 +721,33 @@ function findKernel(core: readonly CoreOp[], failure: Failure, values: ValueTabl
 
   let stepsLeft = SHRINK_STEPS_TOTAL;
   let exhaustive = true; // false once some attempt ran out of budget: the result may not be minimal
-  const fails = (ops: readonly CoreOp[]): boolean => {
+  const verdict = (ops: readonly CoreOp[]): SearchResult['kind'] => {
     if (stepsLeft <= 0) {
       exhaustive = false;
-      return false;
+      return 'unknown';
     }
     const result = search(ops, initial, { stepLimit: Math.min(SHRINK_STEPS_PER_ATTEMPT, stepsLeft), deadline });
     stepsLeft -= result.steps;
     if (result.kind === 'unknown') exhaustive = false;
-    return result.kind === 'not-linearizable';
+    return result.kind;
   };
-  if (wholeHistory ? false : !fails(candidate)) return null;
+  if (!wholeHistory && verdict(candidate) !== 'not-linearizable') return null;
 
-  // A removal may not leave a remaining read or cas observing a value that no remaining op writes,
-  // or every kernel would collapse to "read a value never written".
+  // Anchor on the blocked op when the rest is consistent without it. Every accepted removal then
+  // keeps "these ops are linearizable together, and the blocked op cannot be added to them";
+  // otherwise removals may manufacture some other contradiction (drop the later writes a read
+  // relied on, and that read becomes the violation) that misleads whoever is debugging.
+  const blocked = core[failure.blocked]!;
+  const withoutBlocked = (ops: readonly CoreOp[]): CoreOp[] => ops.filter((op) => op !== blocked);
+  const anchored = candidate.includes(blocked) && verdict(withoutBlocked(candidate)) === 'linearizable';
+
+  // A removal may also not leave a read or cas observing a value that no remaining op could have
+  // written in time, or every kernel would collapse to "read a value never written".
   const tryRemoving = (remove: (index: number) => boolean): boolean => {
-    const without = candidate.filter((_, k) => !remove(k));
+    const without = candidate.filter((op, k) => (anchored && op === blocked) || !remove(k));
     if (without.length === candidate.length || !keepsObservationsExplained(candidate, without, initial)) return false;
-    if (!fails(without)) return false;
+    if (anchored && verdict(withoutBlocked(without)) !== 'linearizable') return false;
+    if (verdict(without) !== 'not-linearizable') return false;
     candidate = without;
     return true;
   };
@@ -755,7 +769,7 @@ function findKernel(core: readonly CoreOp[], failure: Failure, values: ValueTabl
       if (tryRemoving((k) => k === i)) changed = true;
     }
   }
-  return { initialValue: values.value(initial), operations: candidate.map((op) => op.source), minimal: exhaustive && stepsLeft > 0 };
+  return { initialValue: values.value(initial), operations: candidate.map((op) => op.source), minimal: exhaustive && stepsLeft > 0, anchored };
 }
 
 function keepsObservationsExplained(before: readonly CoreOp[], after: readonly CoreOp[], initial: number): boolean {
@@ -828,7 +842,8 @@ function buildViolation(
   }
   if (kernel !== null) {
     const which = kernel.minimal ? 'Minimal non-linearizable subset' : 'Smallest non-linearizable subset found before the shrinking budget ran out';
-    lines.push(`  ${which} (${plural(kernel.operations.length, 'op')}, starting from ${k} = ${JSON.stringify(kernel.initialValue)}):`);
+    const why = kernel.anchored ? '; linearizable without the op above' : '';
+    lines.push(`  ${which} (${plural(kernel.operations.length, 'op')}, starting from ${k} = ${JSON.stringify(kernel.initialValue)}${why}):`);
     for (const op of kernel.operations) lines.push(`    ${describeOperation(op)}`);
   }
   const hint = neverWrittenHint(blocked.source, ops);

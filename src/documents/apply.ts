@@ -255,6 +255,14 @@ export function applyCommand(store: DocumentStore, command: Command, meta: Apply
   assert(Number.isSafeInteger(meta.term) && meta.term >= 0, `log term must be a non-negative integer, got ${meta.term}`);
   const resolved = resolveDocumentOptions(options);
   return store.transaction((tx) => {
+    const result = applyInTransaction(tx, command, meta, resolved);
+    if (resolved.changeRetentionEntries > 0) recordChanges(tx, result, command, meta, resolved.changeRetentionEntries);
+    return result;
+  });
+}
+
+function applyInTransaction(tx: DocumentWriter, command: Command, meta: ApplyMeta, resolved: DocumentOptions): ApplyResult {
+  {
     const previous = readAppliedIndex(tx);
     assert(meta.index > previous.index, `entry ${meta.index} applied after entry ${previous.index}`);
     tx.putMeta(appliedIndexKey, { index: meta.index, term: meta.term });
@@ -279,7 +287,54 @@ export function applyCommand(store: DocumentStore, command: Command, meta: Apply
         return applyBatch(tx, command, meta, nowMs, base, resolved);
       }
     }
-  });
+  }
+}
+
+const changesPrefix = 'changes/';
+const changeIndexWidth = 16;
+
+export function changeRecordKey(index: number): string {
+  return `${changesPrefix}${String(index).padStart(changeIndexWidth, '0')}`;
+}
+
+/** One entry's row changes, kept in the replicated state for the change feed. */
+export interface ChangeRecord {
+  index: number;
+  term: number;
+  timestampMs: number;
+  changes: RowChange[];
+}
+
+/**
+ * Keeps the change feed inside the replicated state: every applied batch that changed rows
+ * records them under `changes/<index>` in the same transaction as the rows themselves, so the
+ * feed survives restarts and arrives with snapshots, and every replica serves the same feed.
+ * Records older than `retention` log positions are dropped a few at a time, oldest first, which
+ * is deterministic because it depends only on the index being applied.
+ */
+function recordChanges(tx: DocumentWriter, result: ApplyResult, command: Command, meta: ApplyMeta, retention: number): void {
+  if (result.status === 'applied' && !result.duplicate && result.changes.length > 0 && command.type === 'batch') {
+    const record: ChangeRecord = { index: meta.index, term: meta.term, timestampMs: command.timestampMs, changes: result.changes };
+    tx.putMeta(changeRecordKey(meta.index), record as unknown as JsonValue);
+  }
+  const oldestKept = meta.index - retention;
+  for (const entry of tx.listMeta({ prefix: changesPrefix, limit: 4 })) {
+    const index = Number(entry.key.slice(changesPrefix.length));
+    if (index > oldestKept) break;
+    tx.deleteMeta(entry.key);
+  }
+}
+
+/** Change records with index > after, oldest first, at most limit. */
+export function readChanges(reader: DocumentReader, after: number, limit: number): ChangeRecord[] {
+  const startAfter = changeRecordKey(after);
+  return reader.listMeta({ prefix: changesPrefix, startAfter, limit }).map((entry) => entry.value as unknown as ChangeRecord);
+}
+
+/** The oldest change record still held, or null. */
+export function oldestChangeIndex(reader: DocumentReader): number | null {
+  const first = reader.listMeta({ prefix: changesPrefix, limit: 1 })[0];
+  return first === undefined ? null : Number(first.key.slice(changesPrefix.length));
 }
 
 function applyBatch(tx: DocumentWriter, command: BatchCommand, meta: ApplyMeta, nowMs: number, base: ResultBase, options: DocumentOptions): ApplyResult {

@@ -32,10 +32,11 @@ export type { DocumentReader, DocumentStore, DocumentWriter, MetaEntry, MetaList
 export { decodeCommand, encodeCommand, validateCommand, validateCondition, validateRowOp } from './commands.ts';
 export type { BatchCommand, Command, Condition, DecodeResult, DeleteOp, ExpireIdempotencyCommand, NoopCommand, PutOp, RowOp } from './commands.ts';
 
-export { applyCommand, lookupIdempotency, readAppliedIndex, readStateClock } from './apply.ts';
+export { applyCommand, changeRecordKey, lookupIdempotency, oldestChangeIndex, readAppliedIndex, readChanges, readStateClock } from './apply.ts';
 export type {
   AppliedResult,
   ApplyMeta,
+  ChangeRecord,
   ApplyResult,
   ConflictResult,
   HousekeepingResult,

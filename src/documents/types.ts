@@ -92,6 +92,8 @@ export interface DocumentOptions {
   idempotencyExpiryPerApplyMax: number;
   /** Largest `max` an expireIdempotency housekeeping command may carry. */
   idempotencyExpiryPerCommandMax: number;
+  /** State machine: log positions of row changes kept for the change feed (`changes/<index>`). */
+  changeRetentionEntries: number;
 }
 
 export const defaultDocumentOptions: Readonly<DocumentOptions> = Object.freeze({
@@ -105,6 +107,7 @@ export const defaultDocumentOptions: Readonly<DocumentOptions> = Object.freeze({
   idempotencyRetentionMs: 24 * 60 * 60 * 1000,
   idempotencyExpiryPerApplyMax: 16,
   idempotencyExpiryPerCommandMax: 10_000,
+  changeRetentionEntries: 10_000,
 });
 
 /**

@@ -48,6 +48,8 @@ export interface ReplicaObserver<R> {
   onApplied?(entry: Entry, result: R | undefined): void;
   onSnapshotRestored?(meta: SnapshotMeta): void;
   onReady?(ready: Ready): void;
+  /** After a Ready was persisted, sent and applied, and the core advanced. */
+  onAdvanced?(ready: Ready): void;
 }
 
 export interface ReplicaOptions<R> {
@@ -59,6 +61,11 @@ export interface ReplicaOptions<R> {
   readonly snapshotEveryEntries: number;
   readonly snapshotChunkBytesMax: number;
   readonly observer?: ReplicaObserver<R>;
+  /**
+   * The state machine's own applied index when it keeps durable state (the server's LMDB store):
+   * committed entries at or below it are skipped on restart instead of applied twice.
+   */
+  readonly stateMachineAppliedIndex?: LogIndex;
 }
 
 export type ReadOutcome =
@@ -91,7 +98,7 @@ export class Replica<R> {
     this.storage = options.storage;
     this.stateMachine = options.stateMachine;
     this.transport = options.transport;
-    this.appliedIndexValue = options.core.snapshotMeta.index;
+    this.appliedIndexValue = Math.max(options.core.snapshotMeta.index, options.stateMachineAppliedIndex ?? 0);
   }
 
   get appliedIndex(): LogIndex {
@@ -204,6 +211,7 @@ export class Replica<R> {
     this.persisting = null;
     this.serveReads();
     this.maybeSnapshot();
+    this.options.observer?.onAdvanced?.(ready);
     this.pump();
   }
 
@@ -238,6 +246,9 @@ export class Replica<R> {
   private maybeSnapshot(): void {
     const since = this.appliedIndexValue - this.core.snapshotMeta.index;
     if (since < this.options.snapshotEveryEntries) return;
+    // The snapshot must describe exactly the state at its index: wait until the core's view of
+    // applied entries has caught up with the state machine's own (after a restart it may lag).
+    if (this.core.appliedIndex !== this.appliedIndexValue) return;
     const bytes = this.stateMachine.snapshot();
     const meta = this.core.compact(this.appliedIndexValue);
     this.storage.saveSnapshot(meta, bytes);

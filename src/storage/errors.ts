@@ -13,6 +13,7 @@
  * Invariant: every message names the file (and, for a log record, the index) involved, so an
  * operator can find the damage without a debugger.
  */
+import os from 'node:os';
 
 export class StorageCorruptionError extends Error {
   override readonly name = 'StorageCorruptionError';
@@ -27,21 +28,27 @@ export class StorageCorruptionError extends Error {
 
 export class StorageIoError extends Error {
   override readonly name = 'StorageIoError';
-  /** The errno-style code when the cause has one (ENOSPC, EIO, ...), else null. */
+  /**
+   * The errno name when the cause has one (ENOSPC, EIO, ...): node:fs gives names, LMDB gives
+   * numbers (a short write during a commit, e.g. on a full disk, is reported by LMDB as EIO).
+   */
   readonly code: string | null;
 
   constructor(message: string, cause: unknown) {
     const code = errorCode(cause);
-    super(`${message}: ${describeCause(cause)}`, { cause });
+    const detail = describeCause(cause);
+    super(`${message}: ${detail}${code !== null && !detail.includes(code) ? ` (${code})` : ''}`, { cause });
     this.code = code;
   }
 }
+
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, value]) => [value, name]));
 
 function errorCode(cause: unknown): string | null {
   if (typeof cause === 'object' && cause !== null && 'code' in cause) {
     const code = (cause as { code: unknown }).code;
     if (typeof code === 'string') return code;
-    if (typeof code === 'number') return String(code);
+    if (typeof code === 'number') return errnoNames.get(code) ?? (code < 0 ? `MDB_ERROR_${-code}` : String(code));
   }
   return null;
 }

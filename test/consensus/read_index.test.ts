@@ -124,3 +124,84 @@ test('thesis §6.4.1 lease reads: answered without a round only while the lease 
   cluster.stabilize();
   assert.deepEqual(cluster.node('n1').readsDropped, ['l2']);
 });
+
+/**
+ * Every lease read answered on `id` must reflect every write committed before it was issued:
+ * returns the reads that did not (requestId, answered index, index committed before the read).
+ */
+function staleLeaseReads(cluster: TestCluster, id: string, issued: Map<string, number>): string[] {
+  return cluster.node(id).readStates
+    .filter((r) => r.index < (issued.get(r.requestId) ?? 0))
+    .map((r) => `${r.requestId}@${r.index} < ${issued.get(r.requestId)}`);
+}
+
+test('thesis §6.4.1 lease reads: a voter that restarts must not help elect a new leader while the old lease runs', {
+  todo: 'raft_core.ts stepTerm (leader stickiness, ~l.399): a restarted voter has leaderId null, so it grants votes at ' +
+    'once although it acknowledged the current leader\'s lease round just before crashing; the old leader then ' +
+    'serves stale lease reads (clocks here run in lock-step, within leaseSafetyTicks)',
+}, () => {
+  const stale: string[] = [];
+  // Where n3's election timer stands when the partition changes decides whether it wins inside
+  // the lease; try a few phases (all ticks are in lock-step: no clock drift at all).
+  for (let phase = 0; phase < 5; phase++) {
+    const cluster = electedCluster({ voters: THREE, config: { leaseReads: true } }, 'n1');
+    cluster.isolate('n3'); // n3 has been cut off for a long time: its pre-votes went nowhere
+    for (let i = 0; i < 30 + phase; i++) {
+      cluster.tickAll();
+      cluster.stabilize();
+    }
+    assert.equal(cluster.core('n1').hasLease(), true, 'n2 just acknowledged n1\'s round');
+    cluster.partition([['n1'], ['n2', 'n3']]);
+    cluster.crash('n2'); // ...and restarts at once: it no longer knows it heard from n1
+    cluster.restart('n2');
+    const issued = new Map<string, number>();
+    for (let t = 1; t <= 8; t++) {
+      cluster.tickAll();
+      cluster.stabilize();
+      if (cluster.leader() === 'n3' && !cluster.appliedTexts('n3').includes('y')) {
+        cluster.propose('n3', 'y');
+        cluster.stabilize();
+      }
+      issued.set(`p${phase}t${t}`, cluster.checker.maxCommitted);
+      cluster.read('n1', `p${phase}t${t}`, { lease: true });
+      cluster.process('n1');
+    }
+    stale.push(...staleLeaseReads(cluster, 'n1', issued));
+  }
+  assert.deepEqual(stale, [], 'n1 served lease reads that miss writes n3 committed before they were issued');
+});
+
+test('thesis §6.4.1 lease reads: a TimeoutNow that arrives after the transfer was aborted must not break the lease', {
+  todo: 'raft_core.ts hasLease (~l.198) trusts rounds again once transferTimeoutTicks abort the transfer ' +
+    '(tickLeader ~l.628), but the TimeoutNow already sent still makes its target campaign with transfer=true, ' +
+    'which voters accept despite stickiness (stepTerm ~l.401): a new leader commits while the old lease is valid',
+}, () => {
+  const cluster = electedCluster({ voters: THREE, config: { leaseReads: true } }, 'n1');
+  cluster.tickAll();
+  cluster.stabilize();
+  assert.ok(cluster.core('n1').transferLeadership('n3').ok);
+  cluster.process('n1');
+  const delayed = cluster.dropQueued({ type: 'timeoutNow' }); // stuck in the network (or n3 is paused)
+  assert.equal(delayed.length, 1);
+  for (let i = 0; i < 20; i++) {
+    cluster.tickAll();
+    cluster.stabilize();
+  }
+  const n1 = cluster.core('n1');
+  assert.equal(n1.transferTarget, null, 'the transfer was aborted');
+  assert.equal(n1.hasLease(), true, 'and the lease is back');
+  for (const message of delayed) cluster.inject(message);
+  cluster.deliver({ to: 'n3' }); // the late TimeoutNow: n3 campaigns at once...
+  cluster.process('n3');
+  cluster.partition([['n1'], ['n2', 'n3']]); // ...while n1 is cut off
+  cluster.stabilize();
+  const issued = new Map<string, number>();
+  if (cluster.leader() === 'n3') {
+    cluster.propose('n3', 'y');
+    cluster.stabilize();
+  }
+  issued.set('late', cluster.checker.maxCommitted);
+  cluster.read('n1', 'late', { lease: true });
+  cluster.process('n1');
+  assert.deepEqual(staleLeaseReads(cluster, 'n1', issued), []);
+});

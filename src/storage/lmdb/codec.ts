@@ -48,6 +48,9 @@ const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => num
 
 /** CRC-32 of `data`, continuing from `value` (the CRC of the bytes before it). */
 export function crc32(data: Uint8Array, value = 0): number {
+  // Node 20.20's zlib.crc32 returns 0, not `value`, for an empty view of a zero-length
+  // ArrayBuffer (e.g. new Uint8Array(0).subarray(0, 0)); the CRC of no bytes is `value`.
+  if (data.byteLength === 0) return value >>> 0;
   return nativeCrc32 !== undefined ? nativeCrc32(data, value) : crc32Portable(data, value);
 }
 

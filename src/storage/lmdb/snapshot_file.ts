@@ -20,14 +20,15 @@
  * a synchronous port, so the whole sequence is a plain sequence of sync calls whose order is
  * exactly the order on disk. Snapshots are rare; blocking the event loop for one is accepted.
  *
- * Durable write protocol: write `<name>.tmp`, fsync it, rename over `<name>`, fsync the directory
- * (without the directory fsync the rename itself may be lost in a power failure, leaving the LMDB
- * record pointing at a file that is not there).
+ * Durable write protocol (fs_util.ts writeFileDurably): write `<name>.tmp`, fsync it, rename over
+ * `<name>`, fsync the directory (without the directory fsync the rename itself may be lost in a
+ * power failure, leaving the LMDB record pointing at a file that is not there).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { StorageCorruptionError, StorageIoError } from '../errors.ts';
 import { crc32, hex32 } from './codec.ts';
+import { writeFileDurably } from './fs_util.ts';
 
 const headerMagic = Buffer.from('USNAP001', 'ascii');
 const trailerMagic = Buffer.from('USNAPEND', 'ascii');
@@ -50,22 +51,6 @@ function readU64(buffer: Uint8Array, offset: number): number {
   return view.readUInt32BE(offset) * 0x1_0000_0000 + view.readUInt32BE(offset + 4);
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let offset = 0;
-  // writeSync may write less than asked (e.g. interrupted); loop until all bytes are out.
-  while (offset < bytes.byteLength) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
-}
-
-/** fsync a directory so that a rename or create inside it survives a power failure. */
-export function fsyncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /**
  * Durably writes `bytes` as the snapshot at (index, term) in `dir`; returns the file path. Throws
  * StorageIoError (with the errno code, e.g. ENOSPC) if any step fails; a leftover `.tmp` file is
@@ -73,7 +58,6 @@ export function fsyncDirectory(dir: string): void {
  */
 export function writeSnapshotFile(dir: string, index: number, term: number, bytes: Uint8Array): string {
   const file = path.join(dir, snapshotFileName(index));
-  const temp = `${file}.tmp`;
   const header = Buffer.alloc(headerBytes);
   headerMagic.copy(header, 0);
   writeU64(header, index, 8);
@@ -83,23 +67,8 @@ export function writeSnapshotFile(dir: string, index: number, term: number, byte
   trailer.writeUInt32BE(crc32(bytes, crc32(header)), 0);
   trailerMagic.copy(trailer, 4);
   try {
-    const fd = fs.openSync(temp, 'w');
-    try {
-      writeAll(fd, header);
-      writeAll(fd, bytes);
-      writeAll(fd, trailer);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-    fsyncDirectory(dir);
+    writeFileDurably(file, [header, bytes, trailer]);
   } catch (error) {
-    try {
-      fs.rmSync(temp, { force: true });
-    } catch {
-      // The original error is the one to report; a stray .tmp is removed at the next open.
-    }
     throw new StorageIoError(`writing snapshot file ${file} failed`, error);
   }
   return file;

@@ -1,0 +1,108 @@
+/**
+ * Node configuration: defaults, parsing of addresses, and validation that refuses unsafe
+ * settings with a clear message before anything starts (two members with one id or one address,
+ * a missing or short cluster secret, timeouts that would cause spurious elections).
+ */
+export interface MemberAddress {
+  readonly id: string;
+  /** host:port of the peer (Raft) listener. */
+  readonly peer: string;
+  /** http://host:port of the client API. */
+  readonly client: string;
+}
+
+export interface NodeConfig {
+  readonly id: string;
+  readonly clusterId: string;
+  readonly dataDir: string;
+  readonly clientHost: string;
+  readonly clientPort: number;
+  readonly peerHost: string;
+  readonly peerPort: number;
+  /** Every member this node should know, itself included. */
+  readonly members: readonly MemberAddress[];
+  /** The initial voters when a new cluster is bootstrapped; a joining node starts with none. */
+  readonly bootstrapVoters: readonly string[];
+  readonly secret: string;
+  /** When set, the client API requires `Authorization: Bearer <token>`. */
+  readonly authToken: string | null;
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly bodyBytesMax: number;
+  readonly writeTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly sessionWaitMsMax: number;
+  readonly snapshotEveryEntries: number;
+  readonly logEntriesKeptAfterSnapshot: number;
+  readonly idempotencyRetentionMs: number;
+  readonly devMode: boolean;
+}
+
+export const DEFAULTS = {
+  clusterId: 'understudy',
+  tickMs: 20,
+  electionTimeoutTicks: 10,
+  heartbeatIntervalTicks: 2,
+  bodyBytesMax: 1024 * 1024,
+  writeTimeoutMs: 10_000,
+  readTimeoutMs: 5_000,
+  sessionWaitMsMax: 5_000,
+  snapshotEveryEntries: 20_000,
+  logEntriesKeptAfterSnapshot: 10_000,
+  idempotencyRetentionMs: 24 * 60 * 60 * 1000,
+  devMode: false,
+} as const;
+
+export function parseHostPort(value: string): { host: string; port: number } | null {
+  const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
+  if (match === null) return null;
+  const port = Number(match[2]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return null;
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+/** Returns every problem found; an empty list means the configuration is safe to start. */
+export function validateNodeConfig(config: NodeConfig): string[] {
+  const problems: string[] = [];
+  const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
+  if (!idPattern.test(config.id)) problems.push(`node id '${config.id}' must be 1-64 characters of [A-Za-z0-9_-]`);
+  if (config.dataDir.trim() === '') problems.push('a data directory is required');
+  if (config.secret.length < 8) problems.push('the cluster secret must be at least 8 characters (peers authenticate with it)');
+  const ids = new Set<string>();
+  const peers = new Set<string>();
+  const clients = new Set<string>();
+  for (const member of config.members) {
+    if (!idPattern.test(member.id)) problems.push(`member id '${member.id}' is invalid`);
+    if (ids.has(member.id)) problems.push(`two members have the id '${member.id}'`);
+    ids.add(member.id);
+    if (parseHostPort(member.peer) === null) problems.push(`member ${member.id}: peer address '${member.peer}' is not host:port`);
+    if (peers.has(member.peer)) problems.push(`two members share the peer address ${member.peer}`);
+    peers.add(member.peer);
+    if (!/^https?:\/\/[^/\s]+$/.test(member.client)) problems.push(`member ${member.id}: client URL '${member.client}' is not http(s)://host:port`);
+    if (clients.has(member.client)) problems.push(`two members share the client URL ${member.client}`);
+    clients.add(member.client);
+  }
+  if (!ids.has(config.id)) problems.push(`this node '${config.id}' is not among the members`);
+  for (const voter of config.bootstrapVoters) {
+    if (!ids.has(voter)) problems.push(`bootstrap voter '${voter}' is not a member`);
+  }
+  const positive: (keyof NodeConfig)[] = [
+    'tickMs', 'electionTimeoutTicks', 'heartbeatIntervalTicks', 'bodyBytesMax', 'writeTimeoutMs',
+    'readTimeoutMs', 'sessionWaitMsMax', 'snapshotEveryEntries',
+  ];
+  for (const key of positive) {
+    const value = config[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) problems.push(`${key} must be a positive integer`);
+  }
+  if (config.electionTimeoutTicks * config.tickMs < 100) {
+    problems.push('the election timeout (electionTimeoutTicks * tickMs) must be at least 100 ms, or event-loop pauses cause spurious elections');
+  }
+  if (config.electionTimeoutTicks <= 2 * config.heartbeatIntervalTicks) {
+    problems.push('electionTimeoutTicks must be greater than 2 * heartbeatIntervalTicks');
+  }
+  for (const [name, port] of [['client', config.clientPort], ['peer', config.peerPort]] as const) {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`${name} port ${port} is invalid`);
+  }
+  return problems;
+}

@@ -1,0 +1,91 @@
+/**
+ * Composition root of one Understudy server: opens durable storage, builds the node, the peer
+ * transport and the HTTP API, and starts listening. The only place that builds real adapters.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { LmdbDocumentStore, LmdbLogStorage } from '../storage/index.ts';
+import { TcpTransport } from '../transport/tcp_transport.ts';
+import { parseHostPort, validateNodeConfig, type NodeConfig } from './config.ts';
+import { buildApp } from './http.ts';
+import { NodeMetrics } from './metrics.ts';
+import { UnderstudyNode, type NodeEvent } from './node.ts';
+
+export interface RunningServer {
+  readonly node: UnderstudyNode;
+  readonly app: FastifyInstance;
+  readonly transport: TcpTransport;
+  readonly clientUrl: string;
+  stop(): Promise<void>;
+}
+
+export class ConfigurationError extends Error {
+  override readonly name = 'ConfigurationError';
+}
+
+export async function startServer(
+  config: NodeConfig,
+  options: { logger?: Logger; extend?: (app: FastifyInstance, node: UnderstudyNode) => void; onEvent?: (event: NodeEvent) => void } = {},
+): Promise<RunningServer> {
+  const problems = validateNodeConfig(config);
+  if (problems.length > 0) throw new ConfigurationError(`refusing to start with an unsafe configuration:\n  - ${problems.join('\n  - ')}`);
+  const logger = options.logger ?? pino({ name: `understudy-${config.id}` });
+  mkdirSync(config.dataDir, { recursive: true });
+  const log = LmdbLogStorage.open(join(config.dataDir, 'log'), { compactionTailEntries: config.logEntriesKeptAfterSnapshot });
+  const documents = LmdbDocumentStore.open(join(config.dataDir, 'documents'));
+
+  let node: UnderstudyNode | null = null;
+  const metrics = new NodeMetrics(() => node);
+  const transport = new TcpTransport({
+    self: config.id,
+    clusterId: config.clusterId,
+    secret: config.secret,
+    listenHost: config.peerHost,
+    listenPort: config.peerPort,
+    peers: config.members.map((member) => {
+      const address = parseHostPort(member.peer);
+      if (address === null) throw new ConfigurationError(`bad peer address ${member.peer}`);
+      return { id: member.id, host: address.host, port: address.port };
+    }),
+    onMessage: (message) => node?.receive(message),
+    onPeerState: (peer, connected) => logger.debug({ peer, connected }, 'peer connection'),
+    log: (line) => logger.warn(line),
+  });
+  node = new UnderstudyNode(config, {
+    log, documents, transport,
+    onEvent: (event) => {
+      metrics.onEvent(event);
+      options.onEvent?.(event);
+      if (event.type === 'leaderChanged') logger.info({ term: event.term, leader: event.leaderId, failoverMs: event.failoverMs }, 'leader changed');
+      else if (event.type === 'roleChanged') logger.info({ role: event.role, term: event.term }, 'role changed');
+      else if (event.type === 'snapshot') logger.info({ index: event.index }, 'snapshot');
+    },
+  });
+  const started = node;
+  started.start();
+  await transport.start();
+  const app = buildApp({
+    node: started, metrics, bodyBytesMax: config.bodyBytesMax, authToken: config.authToken,
+    writeTimeoutMs: config.writeTimeoutMs, readTimeoutMs: config.readTimeoutMs,
+    extend: options.extend === undefined ? undefined : (instance) => options.extend?.(instance, started),
+  });
+  await app.listen({ host: config.clientHost, port: config.clientPort });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.clientPort;
+  const clientUrl = `http://${config.clientHost}:${port}`;
+  logger.info({ id: config.id, client: clientUrl, peer: `${config.peerHost}:${transport.port}` }, 'understudy node started');
+  let stopping: Promise<void> | null = null;
+  return {
+    node: started, app, transport, clientUrl,
+    stop: () => {
+      stopping ??= (async () => {
+        await app.close();
+        await transport.close();
+        await started.stop();
+      })();
+      return stopping;
+    },
+  };
+}
