@@ -88,6 +88,12 @@ export class RaftCore {
   private readonly progress = new Map<NodeId, Progress>();
   private transferee: NodeId | null = null;
   private transferElapsed = 0;
+  /**
+   * The term in which this leader sent a timeoutNow. The target may campaign whenever that
+   * message arrives, even after the transfer was aborted, and its voters ignore stickiness: no
+   * lease can be trusted for the rest of the term.
+   */
+  private leaseForfeitedInTerm: Term = -1;
 
   private readRound = 0;
   private readonly roundSentTick = new Map<number, number>();
@@ -96,6 +102,8 @@ export class RaftCore {
   private readonly pendingRemoteReads = new Set<string>();
   private readBroadcastPending = false;
   private appendBroadcastPending = false;
+  /** The commit index moved: followers should hear it now, not at the next heartbeat. */
+  private commitBroadcastPending = false;
 
   private receivingSnapshot: ReceivingSnapshot | null = null;
 
@@ -198,6 +206,7 @@ export class RaftCore {
   hasLease(): boolean {
     if (!this.config.leaseReads || !this.config.checkQuorum) return false;
     if (this.roleValue !== 'leader' || this.transferee !== null) return false;
+    if (this.leaseForfeitedInTerm === this.termValue) return false;
     if (!this.committedInCurrentTerm()) return false;
     if (this.membershipValue.voters.length === 1) return true;
     const round = this.quorumAckedRound();
@@ -329,7 +338,7 @@ export class RaftCore {
       this.log.hasUnstable() || this.log.hasCommittedToApply() || this.readStates.length > 0 ||
       this.readsDropped.length > 0 || this.snapshotChunks.length > 0 ||
       this.snapshotToInstall !== null || this.hardStateChanged() ||
-      this.readBroadcastPending || this.appendBroadcastPending;
+      this.readBroadcastPending || this.appendBroadcastPending || this.commitBroadcastPending;
   }
 
   /** Messages that are safe to send before the outstanding Ready is persisted. */
@@ -396,7 +405,10 @@ export class RaftCore {
       if (message.type === 'requestVote') {
         // Leader stickiness: a node that heard from a leader within the election timeout ignores
         // vote requests, so a rejoining or partitioned node cannot depose a healthy leader.
-        const inLease = this.config.checkQuorum && this.leaderIdValue !== null &&
+        // With lease reads, a node that just started cannot know whether it acknowledged a
+        // leader's lease before it restarted, so it keeps the same distance for one timeout.
+        const justStarted = this.config.leaseReads && this.tickCount < this.config.electionTimeoutTicks;
+        const inLease = this.config.checkQuorum && (this.leaderIdValue !== null || justStarted) &&
           this.electionElapsed < this.config.electionTimeoutTicks;
         if (inLease && !message.transfer) {
           this.note(`ignored ${message.preVote ? 'pre-vote' : 'vote'} from ${message.from}: leader recently heard`);
@@ -510,6 +522,7 @@ export class RaftCore {
     this.transferee = null;
     this.readBroadcastPending = false;
     this.appendBroadcastPending = false;
+    this.commitBroadcastPending = false;
   }
 
   private dropRemoteReads(): void {
@@ -684,11 +697,14 @@ export class RaftCore {
     if (this.roleValue !== 'leader') {
       this.appendBroadcastPending = false;
       this.readBroadcastPending = false;
+      this.commitBroadcastPending = false;
       return;
     }
-    if (this.appendBroadcastPending) {
+    if (this.appendBroadcastPending || this.commitBroadcastPending) {
+      const withCommit = this.commitBroadcastPending;
       this.appendBroadcastPending = false;
-      for (const node of this.progress.keys()) this.sendAppends(node, false);
+      this.commitBroadcastPending = false;
+      for (const node of this.progress.keys()) this.sendAppends(node, withCommit);
     }
     if (this.readBroadcastPending) {
       this.readBroadcastPending = false;
@@ -744,6 +760,7 @@ export class RaftCore {
 
   private sendTimeoutNow(node: NodeId): void {
     this.note(`${node} is up to date: sending timeoutNow`);
+    this.leaseForfeitedInTerm = this.termValue;
     this.send({ type: 'timeoutNow', from: this.id, to: node, term: this.termValue });
   }
 
@@ -834,6 +851,7 @@ export class RaftCore {
     const countingAllowed = this.config.plantedBug === 'commitEarlierTermByCounting';
     if (this.log.term(quorumIndex) !== this.termValue && !countingAllowed) return false;
     this.log.commitTo(quorumIndex);
+    this.commitBroadcastPending = true;
     this.onCommitAdvanced();
     return true;
   }

@@ -158,7 +158,7 @@ test('thesis §6.2 CheckQuorum: a leader cut off from the majority steps down wi
   cluster.stabilize();
   cluster.isolate('n1');
   const n1 = cluster.core('n1');
-  const ticks = cluster.runUntil(() => n1.role !== 'leader', 25, ['n1']);
+  const ticks = cluster.runUntil(() => n1.role !== 'leader', 25, { ids: ['n1'] });
   assert.ok(ticks >= 1 && ticks <= 20, `stepped down after ${ticks} ticks (T = 10)`);
   assert.equal(n1.term, 1);
 });

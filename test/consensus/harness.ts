@@ -15,7 +15,9 @@
  * split this in two so a test can act (deliver, crash) while a node's fsync is "in flight".
  *
  * The SafetyChecker of the simulator watches every live node after every step (tick, delivery,
- * Ready, proposal...), and every applied entry; scenario tests assert `cluster.checker.ok`.
+ * Ready, proposal...), and every applied entry; scenario tests assert `cluster.checker.ok` (a
+ * violation's `timeMs` is the harness step number). Core assertion failures are not caught: they
+ * fail the test at once.
  * Set RAFT_TRACE=1 to print a trace of every Ready and message.
  */
 import { Prng } from '../../src/shared/prng.ts';
@@ -180,7 +182,7 @@ export class TestCluster {
     return best?.id ?? null;
   }
 
-  /** The node's in-memory log as `index/term:text` (noops as `index/term:noop`). */
+  /** The node's in-memory log after its snapshot, as `index/term:text` (`index/term:noop` for no-ops). */
   log(id: NodeId): string[] {
     return this.core(id).heldEntries()
       .filter((entry) => entry.index > this.core(id).snapshotMeta.index)
@@ -287,6 +289,7 @@ export class TestCluster {
     const core = this.core(id);
     const ready = node.pending;
     if (ready === null) throw new Error(`${id} has no Ready in flight`);
+    // Messages the core produced while the fsync was in flight (they are safe before it).
     for (const message of core.takeMessages()) this.send(node, message, false);
     this.persist(node, ready);
     for (const message of ready.messagesAfterPersist) this.send(node, message, true);
@@ -314,14 +317,16 @@ export class TestCluster {
       if (durable.staged.bytes.byteLength !== chunk.offset) continue;
       durable.staged.bytes = concat(durable.staged.bytes, chunk.data);
     }
-    if (ready.snapshot !== null) {
+    const snapshot = ready.snapshot;
+    if (snapshot !== null) {
+      // Install the staged chunks; keep the log after the snapshot only if it contains its last entry.
       const staged = durable.staged;
-      if (staged === null || staged.meta.index !== ready.snapshot.index) throw new Error('snapshot installed without its chunks');
-      const keep = durable.entries.some((e) => e.index === ready.snapshot?.index && e.term === ready.snapshot.term);
-      durable.snapshot = { meta: ready.snapshot, bytes: staged.bytes };
-      durable.entries = keep ? durable.entries.filter((e) => e.index > staged.meta.index) : [];
+      if (staged === null || staged.meta.index !== snapshot.index) throw new Error('snapshot installed without its chunks');
+      const keep = durable.entries.some((e) => e.index === snapshot.index && e.term === snapshot.term);
+      durable.snapshot = { meta: snapshot, bytes: staged.bytes };
+      durable.entries = keep ? durable.entries.filter((e) => e.index > snapshot.index) : [];
       durable.staged = null;
-      node.applied = decodeApplied(staged.bytes);
+      node.applied = decodeApplied(staged.bytes); // the state machine restores from the snapshot
     }
     const first = ready.entries[0];
     if (first !== undefined) {
@@ -398,15 +403,19 @@ export class TestCluster {
   }
 
   /**
-   * Ticks the given nodes (default: every live node) once and stabilizes, until `done` holds.
-   * Returns the number of ticks it took; throws when it takes more than `maxTicks`.
+   * Ticks the nodes (default: every live node) once and stabilizes, until `done` holds. Returns
+   * the number of ticks it took; throws when it would take more than `maxTicks`.
    */
-  runUntil(done: () => boolean, maxTicks: number, ids?: readonly NodeId[], drop?: (m: Message) => boolean): number {
+  runUntil(
+    done: () => boolean,
+    maxTicks: number,
+    options: { ids?: readonly NodeId[]; drop?: (message: Message) => boolean } = {},
+  ): number {
     for (let ticks = 0; ; ticks++) {
       if (done()) return ticks;
       if (ticks >= maxTicks) throw new Error(`condition not reached within ${maxTicks} ticks`);
-      for (const id of ids ?? this.live()) if (this.node(id).core !== null) this.tick(id);
-      this.stabilize(drop === undefined ? {} : { drop });
+      for (const id of options.ids ?? this.live()) if (this.node(id).core !== null) this.tick(id);
+      this.stabilize(options.drop === undefined ? {} : { drop: options.drop });
     }
   }
 
@@ -520,6 +529,15 @@ function initialState(membership: Membership, log: { terms: readonly Term[]; com
 /** A cluster with a leader already elected and its no-op committed everywhere. */
 export function electedCluster(options: ClusterOptions, leader: NodeId): TestCluster {
   const cluster = new TestCluster(options);
+  if (options.config?.leaseReads === true) {
+    // With lease reads a node refuses votes for one election timeout after it starts (it cannot
+    // know whose lease it acknowledged before a restart): let that quiet period pass first.
+    const ticks = options.config.electionTimeoutTicks ?? 10;
+    for (let i = 0; i < ticks; i++) {
+      cluster.tickAll(1);
+      cluster.dropQueued();
+    }
+  }
   cluster.campaign(leader);
   cluster.stabilize();
   if (cluster.leader() !== leader) throw new Error(`${leader} did not win the first election`);

@@ -76,7 +76,7 @@ function figure8(base: CoreOverrides, plantedBug: PlantedBug | null): Figure8 {
   // (b)
   cluster.crash('n1');
   cluster.partition([['n3', 'n4', 'n5'], ['n2']]);
-  cluster.runUntil(() => cluster.leader() !== null, 200, ['n3', 'n4', 'n5'], lost);
+  cluster.runUntil(() => cluster.leader() !== null, 200, { ids: ['n3', 'n4', 'n5'], drop: lost });
   const x = cluster.leader() as NodeId;
   const others = ['n3', 'n4', 'n5'].filter((id) => id !== x);
   cluster.propose(x, 'B');
@@ -88,7 +88,7 @@ function figure8(base: CoreOverrides, plantedBug: PlantedBug | null): Figure8 {
   cluster.crash(x);
   cluster.restart('n1');
   cluster.partition([['n1', ...others], ['n2']]);
-  cluster.runUntil(() => cluster.leader() === 'n1', 200, ['n1', ...others], lost);
+  cluster.runUntil(() => cluster.leader() === 'n1', 200, { ids: ['n1', ...others], drop: lost });
   const n1 = cluster.core('n1');
   assert.equal(n1.termAt(2), 1);
   assert.ok(n1.term > cluster.node(x).durable.hardState.term);
@@ -137,7 +137,7 @@ function deposedLeaderRead(plantedBug: PlantedBug | null): { cluster: TestCluste
   cluster.tickAll();
   cluster.stabilize();
   cluster.isolate('n1');
-  cluster.runUntil(() => cluster.leader() !== 'n1' && cluster.leader() !== null, 60, ['n2', 'n3']);
+  cluster.runUntil(() => cluster.leader() !== 'n1' && cluster.leader() !== null, 60, { ids: ['n2', 'n3'] });
   const newLeader = cluster.leader() as NodeId;
   cluster.propose(newLeader, 'y');
   cluster.stabilize();
@@ -159,7 +159,7 @@ test('thesis §6.4 ReadIndex, planted readWithoutQuorum: a deposed leader answer
 test('thesis §6.4 ReadIndex: without the bug, the deposed leader never answers the read', () => {
   const { cluster } = deposedLeaderRead(null);
   assert.deepEqual(cluster.node('n1').readStates, []);
-  cluster.runUntil(() => cluster.core('n1').role !== 'leader', 25, ['n1']);
+  cluster.runUntil(() => cluster.core('n1').role !== 'leader', 25, { ids: ['n1'] });
   cluster.stabilize();
   assert.deepEqual(cluster.node('n1').readStates, []);
   assert.deepEqual(cluster.node('n1').readsDropped, ['r']);

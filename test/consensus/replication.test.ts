@@ -40,7 +40,7 @@ test('Raft §5.3: a follower with a conflicting uncommitted suffix has it trunca
   cluster.stabilize();
   assert.deepEqual(cluster.log('n1'), ['1/1:noop', '2/1:x1', '3/1:x2']);
 
-  cluster.runUntil(() => cluster.leader() !== 'n1' && cluster.leader() !== null, 60, ['n2', 'n3']);
+  cluster.runUntil(() => cluster.leader() !== 'n1' && cluster.leader() !== null, 60, { ids: ['n2', 'n3'] });
   const leader = cluster.leader() as string;
   cluster.propose(leader, 'y1');
   cluster.stabilize();

@@ -58,7 +58,7 @@ test('thesis §5.3: a snapshot chunk out of order is answered with the offset th
   cluster.restart('n3');
   // Let only the first chunk through.
   const laterChunks = (m: Message): boolean => m.type === 'installSnapshot' && m.offset > 0;
-  cluster.runUntil(() => cluster.sentWhere({ from: 'n3', type: 'installSnapshotResponse' }).length > 0, 5, undefined, laterChunks);
+  cluster.runUntil(() => cluster.sentWhere({ from: 'n3', type: 'installSnapshotResponse' }).length > 0, 5, { drop: laterChunks });
   const first = cluster.sentWhere({ from: 'n3', type: 'installSnapshotResponse' }) as InstallSnapshotResponseMessage[];
   assert.deepEqual(first.map((m) => [m.nextOffset, m.done]), [[8, false]]);
 

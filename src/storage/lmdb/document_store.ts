@@ -36,7 +36,9 @@
  * string, lone surrogates included). A document key is collection ‖ terminator ‖ id, with code
  * unit 0x0000 in the collection escaped as 0x0000 0x0001 and the terminator 0x0000 0x0000, which
  * sorts below every escaped or plain unit; so keys order by (collection, id) exactly like
- * MemoryDocumentStore's collectionNames() then ids. Meta keys are UTF-16BE of the key.
+ * MemoryDocumentStore's collectionNames() then ids. Meta keys are UTF-16BE of the key. LMDB
+ * limits keys to 1978 bytes (~960 code units of collection + id); writing a longer key asserts,
+ * reading one finds nothing (the memory store has no limit; validated names are far shorter).
  *
  * Value encoding: JSON text (UTF-8). Not msgpackr: its decoder renames a "__proto__" member, and
  * JSON.parse keeps it as an own data member like the rest of documents/. Negative zero is written
@@ -185,6 +187,18 @@ function checkStoredDocument(doc: StoredDocument): void {
   assert(checkJson(doc.body, jsonDepthHardMax) === null, `document body of ${doc.collection}/${doc.id} must be JSON`);
 }
 
+/**
+ * LMDB's key limit (lmdb-js builds with MDB_MAXKEYSIZE=0, i.e. derived from the 4 KiB page: 1978
+ * bytes). MemoryDocumentStore has none; validated ids (types.ts) are far below it (256 code units
+ * → 512 bytes plus the collection), so a longer key is a programmer error, reported clearly. Reads
+ * of longer keys simply find nothing, like the memory store.
+ */
+const keyBytesMax = 1978;
+
+function checkKeySize(key: Buffer, what: string): void {
+  assert(key.length <= keyBytesMax, `${what}: key of ${key.length} bytes (UTF-16) exceeds LMDB's ${keyBytesMax}-byte limit`);
+}
+
 function checkMeta(key: string, value: JsonValue): void {
   assert(typeof key === 'string' && key.length > 0, 'meta key must be a non-empty string');
   assert(checkJson(value, jsonDepthHardMax) === null, `meta value for ${key} must be JSON`);
@@ -238,10 +252,12 @@ class Reader {
     const prefix = collectionPrefix(query.collection);
     const documents: StoredDocument[] = [];
     let more = false;
-    for (const { key, value } of this.range(this.store.docs, documentKey(prefix, lowerBound(query)))) {
+    const low = lowerBound(query);
+    for (const { key, value } of this.range(this.store.docs, documentKey(prefix, low))) {
       if (key.length < prefix.length || !key.subarray(0, prefix.length).equals(prefix)) break; // left the collection
       const id = fromUtf16be(key.subarray(prefix.length));
-      if (query.startAfter !== undefined && id <= query.startAfter) continue; // the cursor itself
+      // Below the lower bound: the cursor itself, or keys before an over-long bound (see range()).
+      if (id < low || (query.startAfter !== undefined && id <= query.startAfter)) continue;
       if (!inRange(id, query)) break; // past the prefix or the end: nothing later matches either
       if (documents.length === query.limit) {
         more = true;
@@ -253,6 +269,7 @@ class Reader {
   }
 
   getMeta(key: string): JsonValue | undefined {
+    if (key.length === 0) return undefined; // never stored (putMeta asserts), and LMDB refuses empty keys
     const value = this.point(this.store.meta, utf16be(key));
     return value === undefined ? undefined : this.store.decodeMeta(key, value);
   }
@@ -260,9 +277,10 @@ class Reader {
   listMeta(query: MetaListQuery): MetaEntry[] {
     assert(Number.isSafeInteger(query.limit) && query.limit >= 1, `scan limit must be a positive integer, got ${query.limit}`);
     const entries: MetaEntry[] = [];
-    for (const { key: rawKey, value } of this.range(this.store.meta, utf16be(lowerBound(query)))) {
+    const low = lowerBound(query);
+    for (const { key: rawKey, value } of this.range(this.store.meta, utf16be(low))) {
       const key = fromUtf16be(rawKey);
-      if (query.startAfter !== undefined && key <= query.startAfter) continue;
+      if (key < low || (query.startAfter !== undefined && key <= query.startAfter)) continue;
       if (!inRange(key, query) || entries.length === query.limit) break;
       entries.push({ key, value: this.store.decodeMeta(key, value) });
     }
@@ -270,6 +288,7 @@ class Reader {
   }
 
   private point(db: BinaryDb, key: Buffer): Buffer | undefined {
+    if (key.length > keyBytesMax) return undefined; // cannot have been stored (and lmdb-js would throw)
     const txn = this.readTxn();
     // lmdb-js point reads ignore an explicit transaction while a write transaction is open, ranges
     // honour it: read through a one-key range then.
@@ -280,7 +299,12 @@ class Reader {
     return undefined;
   }
 
-  private range(db: BinaryDb, start: Buffer): Iterable<{ key: Buffer; value: Buffer }> {
+  /**
+   * Keys from `start` on. A start longer than any storable key is cut to the limit: a prefix sorts
+   * no later, and callers skip keys below their bound, so the result is the same.
+   */
+  private range(db: BinaryDb, fullStart: Buffer): Iterable<{ key: Buffer; value: Buffer }> {
+    const start = fullStart.length > keyBytesMax ? fullStart.subarray(0, keyBytesMax) : fullStart;
     const txn = this.readTxn();
     return txn === null ? db.getRange({ start }) : db.getRange({ start, transaction: txn });
   }
@@ -527,24 +551,32 @@ export class LmdbDocumentStore implements DocumentStore {
   /** @internal */
   writeDocument(doc: StoredDocument): void {
     checkStoredDocument(doc);
+    const key = documentKey(collectionPrefix(doc.collection), doc.id);
+    checkKeySize(key, `document ${doc.collection}/${doc.id.slice(0, 40)}`);
     const text = `[${exactJson(doc.body)},${doc.version},${doc.index},${doc.updatedAtMs}]`;
-    this.docs.putSync(documentKey(collectionPrefix(doc.collection), doc.id), encodeJson(text));
+    this.docs.putSync(key, encodeJson(text));
   }
 
   /** @internal */
   removeDocument(collection: string, id: string): boolean {
-    return this.docs.removeSync(documentKey(collectionPrefix(collection), id));
+    const key = documentKey(collectionPrefix(collection), id);
+    if (key.length > keyBytesMax) return false; // cannot have been stored
+    return this.docs.removeSync(key);
   }
 
   /** @internal */
   writeMeta(key: string, value: JsonValue): void {
     checkMeta(key, value);
-    this.meta.putSync(utf16be(key), encodeJson(exactJson(value)));
+    const rawKey = utf16be(key);
+    checkKeySize(rawKey, `meta ${key.slice(0, 40)}`);
+    this.meta.putSync(rawKey, encodeJson(exactJson(value)));
   }
 
   /** @internal */
   removeMeta(key: string): boolean {
-    return this.meta.removeSync(utf16be(key));
+    const rawKey = utf16be(key);
+    if (rawKey.length === 0 || rawKey.length > keyBytesMax) return false; // cannot have been stored
+    return this.meta.removeSync(rawKey);
   }
 
   private parseJson(what: string, value: Uint8Array): unknown {

@@ -19,7 +19,9 @@
  *   pages, fdatasync()s the data file and then writes the meta page through a file descriptor
  *   opened O_DSYNC (mdb.c mdb_txn_commit/mdb_env_write_meta). README, `put`: "Once the promise
  *   resolves, the transaction will have been fully written to the physical storage medium".
- *   Because only one Ready is in flight at a time, the overlap it would buy is small anyway.
+ *   Because only one Ready is in flight at a time, the overlap it would buy is small anyway. (In
+ *   3.5.6 the patched mdb_txn_commit in fact syncs before returning in overlapping mode too, but
+ *   only the documented behaviour is relied on.)
  * - `noSync: false`, `noMetaSync: false` (the defaults, stated explicitly): never skip the data or
  *   meta flush. `useWritemap: false`: pages are written with pwrite, not through a writable map.
  * - `transactionSync(fn)` with default flags is used for bootstrap and saveSnapshot; index.d.ts:
@@ -34,8 +36,12 @@
  *   MDB_MAP_FULL is not expected; ENOSPC and EIO surface as a failed commit and reach done(error).
  *
  * Invariants:
- * - Persists complete, and call done, in call order; one LMDB transaction per Ready containing all
- *   its parts in the contract's order (install snapshot, stage chunks... see persist()).
+ * - Persists complete, and call done, in call order; one LMDB transaction per Ready holds all of
+ *   its parts, applied in SimDisk's order (stage chunks, install, truncate/append, hard state; see
+ *   persist() for why staging comes first although the port's comment lists install first).
+ * - Every Ready that has a durable part is committed with a full sync, whatever its mustSync says
+ *   (mustSync=false Readies carry at most a commit-index change; skipping their sync is a possible
+ *   later optimisation). A Ready with nothing durable completes without touching the disk.
  * - The snapshot file named by the durable metadata exists and verifies: it is written, fsynced
  *   and renamed (directory fsynced) before the transaction that names it commits. Any other
  *   snapshot file is garbage, deleted after the commit or at the next open.
@@ -200,10 +206,12 @@ export class LmdbLogStorage implements ReplicaStorage {
   // ReplicaStorage.
 
   /**
-   * Makes a Ready's persistent parts durable in ONE LMDB transaction, in the contract's order:
-   * stage `snapshotChunks`, install `snapshot` from the staged chunks (SimDisk stages first so
-   * that a Ready carrying the last chunk and the install works), truncate the log at
-   * `entries[0].index` and append `entries`, write `hardState`. Calls done(null) only after the
+   * Makes a Ready's persistent parts durable in ONE LMDB transaction, in SimDisk's order: stage
+   * `snapshotChunks`, install `snapshot` from the staged chunks, truncate the log at
+   * `entries[0].index` and append `entries`, write `hardState`. (The ReplicaStorage comment lists
+   * install before staging; SimDisk, the reference, stages first, which is what lets one Ready
+   * carry the last chunk together with the install of that snapshot. Installing first would
+   * install without that chunk, so the reference's order is the one that is right.) Calls done(null) only after the
    * commit, including its fdatasync, has returned; done(error) with a StorageIoError /
    * StorageCorruptionError / AssertionError otherwise, after which the node must stop.
    *

@@ -1,0 +1,15 @@
+import { request } from 'undici';
+import { startTestServer } from './helpers.ts';
+process.on('uncaughtException', (e) => console.log('UNCAUGHT', Date.now() - t0, e.message));
+const t0 = Date.now();
+const own = await startTestServer({}, 'p7');
+const response = await request(`${own.server.clientUrl}/v1/changes?follow=true`);
+let stopped = false;
+const s = Date.now();
+const stopping = own.stop().then(() => { stopped = true; console.log('stopped at', Date.now() - s); });
+await Promise.race([stopping, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+console.log('stopped?', stopped);
+response.body.destroy();
+console.log('destroyed at', Date.now() - s);
+await stopping;
+console.log('end', Date.now() - s);
