@@ -19,9 +19,10 @@ import { ProposalTable, type ProposalOutcome } from './proposals.ts';
 
 export interface ReplicaStorage {
   /**
-   * Makes a Ready's persistent parts durable, in this order: install `snapshot` (drop log entries
-   * up to its index; drop the rest too unless the entry at its index has its term), stage
-   * `snapshotChunks`, truncate at `entries[0].index` and append `entries`, write `hardState`.
+   * Makes a Ready's persistent parts durable, in this order: stage `snapshotChunks` (the last
+   * chunk and the install arrive in the same Ready), install `snapshot` (drop log entries up to
+   * its index; drop the rest too unless the entry at its index has its term), truncate at
+   * `entries[0].index` and append `entries`, write `hardState`.
    * Calls done only after everything is on disk (fsync). An error is fatal to the node.
    */
   persist(ready: Ready, done: (error: Error | null) => void): void;

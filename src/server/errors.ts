@@ -43,6 +43,7 @@ export const ERROR_CATALOGUE = {
   LEADERSHIP_TRANSFER: { status: 503, outcome: 'rejected', retryable: true, description: 'Leadership is moving; retry shortly.' },
   OVERLOADED: { status: 503, outcome: 'rejected', retryable: true, description: 'Too many writes are waiting; retry with backoff.' },
   NOT_APPLIED: { status: 503, outcome: 'rejected', retryable: true, description: 'A leader change superseded the write; it was not applied.' },
+  NOT_ENOUGH_REPLICAS: { status: 503, outcome: 'rejected', retryable: true, description: 'ack=all needs every voter, and one has not been heard from within an election timeout; the write was not attempted.' },
   READ_NOT_CONFIRMED: { status: 503, outcome: 'rejected', retryable: true, description: 'Leadership could not be confirmed for a linearizable read.' },
   SESSION_TIMEOUT: { status: 504, outcome: 'rejected', retryable: true, description: 'This node did not catch up to the session token in time.' },
   TIMEOUT: { status: 504, outcome: 'indeterminate', retryable: true, description: 'The write did not complete in time; it may still apply. Retry with the same Idempotency-Key.' },

@@ -181,6 +181,8 @@ export class UnderstudyNode {
   private readonly changeListeners = new Set<ChangeListener>();
   private readonly appendTimes = new Map<LogIndex, number>();
   private lastLeaderContact: number | null = null;
+  /** When each peer was last heard from (monotonic ms): who can acknowledge ack=all writes. */
+  private readonly lastHeard = new Map<NodeId, number>();
   private leaderLostAt: number | null = null;
   private lastRole = '';
   private lastLeader: NodeId | null = null;
@@ -310,6 +312,7 @@ export class UnderstudyNode {
 
   receive(message: Message): void {
     if (this.stopped || this.replicaValue === null) return;
+    this.lastHeard.set(message.from, this.monotonicMs());
     if (message.from === this.core.leaderId || message.type === 'appendEntries' || message.type === 'heartbeat') {
       if (message.term >= this.core.term) this.lastLeaderContact = this.monotonicMs();
     }
@@ -455,12 +458,26 @@ export class UnderstudyNode {
     return { rows, userConditioned };
   }
 
+  /** Voters not heard from within an election timeout: an ack=all write would only wait for them. */
+  unreachableVoters(): NodeId[] {
+    const horizon = this.monotonicMs() - this.config.tickMs * this.config.electionTimeoutTicks;
+    return this.core.membership.voters.filter((voter) => voter !== this.id && (this.lastHeard.get(voter) ?? -Infinity) < horizon);
+  }
+
   async write(request: WriteRequest): Promise<WriteResponse> {
     this.requireLeader();
     const deadline = this.monotonicMs() + request.timeoutMs;
+    if (request.ack === 'all') {
+      const unreachable = this.unreachableVoters();
+      if (unreachable.length > 0) {
+        throw new ApiError('NOT_ENOUGH_REPLICAS', `ack=all needs every voter, but ${unreachable.join(', ')} has not been heard from; the write was not attempted (use ack=majority to write with a voter down)`, { unreachable, retryAfterMs: 500 });
+      }
+    }
     if (request.idempotencyKey !== undefined) {
       const record = lookupIdempotency(this.deps.documents, request.idempotencyKey, this.wallMs(), this.documentOptions);
       if (record !== null) {
+        // The first attempt's record is committed; a retry at ack=all still waits for every voter.
+        if (request.ack === 'all') await this.waitForAck(record.index, 'all', deadline);
         return {
           status: 'applied', ack: request.ack, index: record.index, term: this.core.term, duplicate: true,
           results: record.ops, sessionToken: String(Math.max(record.index, this.replica.appliedIndex)),
@@ -559,7 +576,7 @@ export class UnderstudyNode {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.ackWaiters = this.ackWaiters.filter((waiter) => waiter !== entry);
-        reject(new ApiError('TIMEOUT', 'the write applied but was not confirmed durable on every voter in time; retry with the same Idempotency-Key to confirm'));
+        reject(new ApiError('TIMEOUT', `the write was applied (committed on a majority at index ${index}) but not confirmed durable on every voter in time; retry with the same Idempotency-Key to wait again`, { index }));
       }, Math.max(0, deadline - this.monotonicMs()));
       const entry: AckWaiter = { index, level, resolve: () => { clearTimeout(timer); resolve(); } };
       this.ackWaiters.push(entry);

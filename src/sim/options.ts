@@ -82,7 +82,7 @@ export function swarmOptions(seed: number, overrides: Partial<SimOptions> = {}):
     casFraction: random.next() * 0.4,
     followerReadFraction: random.next() * 0.5,
     snapshotEveryEntries: random.pick([8, 32, 128, 1024]),
-    snapshotChunkBytesMax: random.pick([64, 512, 65_536]),
+    snapshotChunkBytesMax: random.pick([1024, 8192, 65_536]),
     entriesPerMessageMax: random.pick([1, 4, 64]),
     inflightMessagesMax: random.pick([1, 4, 64]),
     leaseReads: false,

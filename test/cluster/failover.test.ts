@@ -12,7 +12,9 @@ import { listAll, startWriters } from './writers.ts';
 test('cluster: kill -9 of the leader during writes loses no acknowledged write; the old leader rejoins and catches up', { timeout: 90_000 }, async () => {
   const cluster = await ProcessCluster.start();
   try {
-    const load = startWriters(cluster, { writers: 6, collection: 'orders' });
+    // Four writers at ack=majority keep going through the failover; two at ack=all are refused
+    // (NOT_ENOUGH_REPLICAS) while a voter is down and resume once it is back.
+    const load = startWriters(cluster, { writers: 6, collection: 'orders', ackOf: (writer) => (writer < 4 ? 'majority' : 'all'), retryBudgetMs: 40_000 });
     await waitFor('writes before the kill', () => load.acked.size >= 100, 20_000);
     const oldLeader = await cluster.waitForLeader();
     const killedAt = Date.now();

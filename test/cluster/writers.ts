@@ -15,7 +15,13 @@ export interface WriteLoad {
   stop(): Promise<void>;
 }
 
-export function startWriters(cluster: ProcessCluster, options: { writers: number; collection: string; ack?: 'majority' | 'all' | 'leader'; retryBudgetMs?: number }): WriteLoad {
+export function startWriters(cluster: ProcessCluster, options: {
+  writers: number;
+  collection: string;
+  /** The acknowledgement level of writer i (default: majority). */
+  ackOf?: (writer: number) => 'majority' | 'all' | 'leader';
+  retryBudgetMs?: number;
+}): WriteLoad {
   let running = true;
   const load: WriteLoad = {
     acked: new Map(),
@@ -31,7 +37,7 @@ export function startWriters(cluster: ProcessCluster, options: { writers: number
     for (let seq = 0; running; seq++) {
       const id = `w${writer}-${seq}`;
       const key = randomUUID();
-      const ack = options.ack ?? (seq % 2 === 0 ? 'majority' : 'all');
+      const ack = options.ackOf?.(writer) ?? 'majority';
       const deadline = Date.now() + budget;
       for (;;) {
         const targets = cluster.running();
