@@ -334,9 +334,27 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return streamChanges(node, reply, request, { after, limit, format, follow });
   });
 
+  // A follower knows replication progress only for itself: it asks the leader for the full
+  // picture (per-follower match index and lag) and falls back to its own view.
   app.get('/v1/cluster', async (request) => {
-    queryOf(request, []);
-    return node.status();
+    const query = queryOf(request, ['local']);
+    const local = node.status();
+    if (query['local'] === 'true' || local.role === 'leader' || local.leaderClientUrl === null || header(request, FORWARDED_HEADER) !== undefined) {
+      return { ...local, servedBy: node.id };
+    }
+    try {
+      const headers: Record<string, string> = { [FORWARDED_HEADER]: node.id };
+      if (typeof request.headers.authorization === 'string') headers['authorization'] = request.headers.authorization;
+      const response = await httpRequest(`${local.leaderClientUrl}/v1/cluster`, { headers, headersTimeout: 1_000, bodyTimeout: 1_000 });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        return { ...local, servedBy: node.id };
+      }
+      const view = await response.body.json() as Record<string, unknown>;
+      return { ...view, servedBy: view['id'], askedVia: node.id };
+    } catch {
+      return { ...local, servedBy: node.id };
+    }
   });
 
   app.get('/v1/health/leader', async (_request, reply) => {

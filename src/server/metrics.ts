@@ -54,6 +54,9 @@ export class NodeMetrics {
     gauge('understudy_raft_is_leader', '1 on the leader', (n) => (n.core.role === 'leader' ? 1 : 0));
     gauge('understudy_raft_log_entries', 'Entries held after the snapshot', (n) => n.core.lastIndex - n.core.snapshotMeta.index);
     gauge('understudy_raft_snapshot_index', 'Index of the latest snapshot', (n) => n.core.snapshotMeta.index);
+    gauge('understudy_log_bytes', 'Bytes used by the Raft log store', (n) => n.storageStats()?.logBytesUsed ?? 0);
+    gauge('understudy_snapshot_bytes', 'Size of the latest snapshot', (n) => n.storageStats()?.snapshotBytes ?? 0);
+    gauge('understudy_log_fsyncs', 'Fsyncs of the Raft log since start', (n) => n.storageStats()?.fsyncs ?? 0);
     const lag = new Gauge({
       name: 'understudy_replication_lag_entries', help: 'Entries each follower is behind the leader (leader only)', labelNames: ['peer'], registers: [registry],
       collect() {

@@ -35,6 +35,7 @@ export interface NodeLogStorage extends ReplicaStorage {
   load(): PersistentState | null;
   bootstrap(state: PersistentState, snapshotBytes: Uint8Array): void;
   close(): void | Promise<void>;
+  stats?(): { readonly logBytesUsed: number; readonly snapshotBytes: number; readonly fsyncs: number };
 }
 
 export interface NodeDocumentStore extends DocumentStore {
@@ -292,6 +293,10 @@ export class UnderstudyNode {
   private fail(error: Error): void {
     this.fatalError = error;
     this.stopInternal();
+  }
+
+  storageStats(): { logBytesUsed: number; snapshotBytes: number; fsyncs: number } | null {
+    return this.deps.log.stats?.() ?? null;
   }
 
   get fatal(): Error | null {

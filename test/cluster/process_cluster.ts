@@ -163,7 +163,7 @@ export class ProcessCluster {
   }
 
   async status(id: string): Promise<any> {
-    const result = await http('GET', `${this.url(id)}/v1/cluster`, undefined, {}, 2_000);
+    const result = await http('GET', `${this.url(id)}/v1/cluster?local=true`, undefined, {}, 2_000);
     return result.status === 200 ? result.body : null;
   }
 

@@ -574,6 +574,8 @@ describe('cluster, health and metrics', () => {
       { id: 'n1', role: 'leader', voter: true, connected: true },
     );
     assert.equal(status.transferTarget, null);
+    assert.equal(status.servedBy, 'n1');
+    assert.equal(((await t.inject({ url: '/v1/cluster?local=true' })).json() as Json).servedBy, 'n1');
   });
 
   it('health endpoints answer 200 on a single-node leader', async () => {

@@ -269,6 +269,10 @@ describe('bad input on the default server', () => {
     assertError(await t.inject(putJson(DOC, { v: 9 }, { 'if-match': '"0"' })), 400, 'INVALID_PARAMETER');
   });
 
+  it('/v1/cluster validates local like every other flag (400 INVALID_PARAMETER)', { todo: 'bug: http.ts GET /v1/cluster treats any local value other than "true" as false: /v1/cluster?local=yes answers 200 (follow= and the other enum parameters answer 400 INVALID_PARAMETER)' }, async () => {
+    assertError(await t.inject({ url: '/v1/cluster?local=yes' }), 400, 'INVALID_PARAMETER');
+  });
+
   it('batch members that do not apply to an op, or have the wrong type, are refused', { todo: 'bug: http.ts parseBatch accepts {"op":"put",...,"ifNoneMatch":"yes"} as an unconditional put (it applies) and silently ignores ifMatch on create and ifNoneMatch/body on patch/delete; expected 400 BAD_REQUEST' }, async () => {
     const before = await fingerprint(t, COLLECTIONS);
     assertError(await t.inject(batchOf([{ op: 'put', collection: 'guard', id: 'g1', body: { v: 'x' }, ifNoneMatch: 'yes' }])), 400, 'BAD_REQUEST');

@@ -1,10 +1,11 @@
 // Goal: what a client sees beyond a lone leader: a follower forwards writes to the leader itself
 // (one hop, marked by X-Forwarded-To on the response, conditions and Idempotency-Key carried
 // along), serves reads, and refuses to forward twice; a leadership transfer moves the target of
-// forwarding; a node without a quorum answers 503 NO_LEADER with Retry-After and still serves
-// stale reads.
-// Method: a real two-node cluster in this process (LMDB, TCP peer transport, HTTP listeners on
-// ports picked free up front), and a separate node bootstrapped with a voter that never starts;
+// forwarding; with a voter down, ack=all is refused up front (503 NOT_ENOUGH_REPLICAS) while
+// majority writes go on; a node without a quorum answers 503 NO_LEADER with Retry-After and
+// still serves stale reads.
+// Method: real clusters in this process (LMDB, TCP peer transport, HTTP listeners on ports picked
+// free up front): two nodes; two running nodes of three voters; one node of two voters;
 // requests through Fastify's inject on the node under test.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -13,19 +14,49 @@ import {
   assertError, freePort, json, JSON_HEADERS, singleNodeConfig, startWith, tempDir, waitFor, type Json, type TestServer,
 } from './helpers.ts';
 
+/**
+ * Starts the nodes `ids` of a cluster whose voters are `ids` plus `ghosts` (voters that are
+ * configured but never started), on ports picked free up front.
+ */
+async function startCluster(ids: readonly string[], ghosts: readonly string[]): Promise<Map<string, TestServer>> {
+  const all = [...ids, ...ghosts];
+  const ports = await Promise.all(all.flatMap(() => [freePort(), freePort()]));
+  const members = all.map((id, i) => ({ id, peer: `127.0.0.1:${ports[2 * i + 1]}`, client: `http://127.0.0.1:${ports[2 * i]}` }));
+  const started = await Promise.allSettled(ids.map((id, i) => {
+    const dir = tempDir(`cluster-${id}`);
+    const config: NodeConfig = singleNodeConfig(dir, {
+      id, members, bootstrapVoters: all, clientPort: ports[2 * i] ?? 0, peerPort: ports[2 * i + 1] ?? 0,
+    });
+    return startWith(config, dir, false);
+  }));
+  const nodes = new Map<string, TestServer>();
+  started.forEach((result, i) => { if (result.status === 'fulfilled') nodes.set(ids[i] ?? '', result.value); });
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all([...nodes.values()].map((node) => node.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return nodes;
+}
+
+/** The node that leads and is known as leader by every other started node, or null. */
+function leaderOf(nodes: ReadonlyMap<string, TestServer>): TestServer | null {
+  const all = [...nodes.values()];
+  const leading = all.filter((node) => node.server.node.core.role === 'leader');
+  const [lead] = leading;
+  if (leading.length !== 1 || lead === undefined) return null;
+  return all.every((node) => node.server.node.core.leaderId === lead.server.node.id) ? lead : null;
+}
+
 describe('a two-node cluster', () => {
   const nodes = new Map<string, TestServer>();
   let leader: TestServer;
   let follower: TestServer;
 
   function roles(): { leader: TestServer; follower: TestServer } | null {
-    const all = [...nodes.values()];
-    const leading = all.filter((node) => node.server.node.core.role === 'leader');
-    if (leading.length !== 1) return null;
-    const [lead] = leading;
-    const other = all.find((node) => node !== lead);
-    if (lead === undefined || other === undefined || other.server.node.core.leaderId !== lead.server.node.id) return null;
-    return { leader: lead, follower: other };
+    const lead = leaderOf(nodes);
+    const other = [...nodes.values()].find((node) => node !== lead);
+    return lead === null || other === undefined ? null : { leader: lead, follower: other };
   }
 
   async function settle(): Promise<void> {
@@ -36,17 +67,7 @@ describe('a two-node cluster', () => {
   }
 
   before(async () => {
-    const ids = ['n1', 'n2'];
-    const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort()]));
-    const members = ids.map((id, i) => ({ id, peer: `127.0.0.1:${ports[2 * i + 1]}`, client: `http://127.0.0.1:${ports[2 * i]}` }));
-    const started = await Promise.all(ids.map((id, i) => {
-      const dir = tempDir(`cluster-${id}`);
-      const config: NodeConfig = singleNodeConfig(dir, {
-        id, members, bootstrapVoters: ids, clientPort: ports[2 * i] ?? 0, peerPort: ports[2 * i + 1] ?? 0,
-      });
-      return startWith(config, dir, false);
-    }));
-    started.forEach((node, i) => nodes.set(ids[i] ?? '', node));
+    for (const [id, node] of await startCluster(['n1', 'n2'], [])) nodes.set(id, node);
     await settle();
   });
 
@@ -136,7 +157,20 @@ describe('a two-node cluster', () => {
     assert.equal(followerStatus.voter, true);
     assert.equal(followerStatus.connected, true);
     assert.equal(typeof followerStatus.matchIndex, 'number');
-    assert.equal(((await follower.inject({ url: '/v1/cluster' })).json() as Json).role, 'follower');
+    assert.equal(status.servedBy, leader.server.node.id);
+
+    // A follower relays the leader's view (which has the replication progress), saying so...
+    const relayed = (await follower.inject({ url: '/v1/cluster' })).json() as Json;
+    assert.equal(relayed.id, leader.server.node.id);
+    assert.equal(relayed.role, 'leader');
+    assert.equal(relayed.servedBy, leader.server.node.id);
+    assert.equal(relayed.askedVia, follower.server.node.id);
+    // ...and gives its own with ?local=true.
+    const local = (await follower.inject({ url: '/v1/cluster?local=true' })).json() as Json;
+    assert.equal(local.id, follower.server.node.id);
+    assert.equal(local.role, 'follower');
+    assert.equal(local.servedBy, follower.server.node.id);
+    assert.equal(local.leaderId, leader.server.node.id);
 
     assert.equal((await leader.inject({ url: '/v1/health/leader' })).statusCode, 200);
     const notLeader = await follower.inject({ url: '/v1/health/leader' });
@@ -166,6 +200,58 @@ describe('a two-node cluster', () => {
     const response = await follower.inject({ method: 'PUT', url: '/v1/docs/fwd/after-transfer', payload: json({ n: 1 }), headers: JSON_HEADERS });
     assert.equal(response.statusCode, 201, response.body);
     assert.equal(response.headers['x-forwarded-to'], leader.server.node.status().leaderClientUrl);
+  });
+});
+
+describe('a three-voter cluster with one voter down', () => {
+  let nodes: Map<string, TestServer>;
+  let leader: TestServer;
+  let follower: TestServer;
+
+  before(async () => {
+    nodes = await startCluster(['n1', 'n2'], ['n3']);
+    await waitFor(() => leaderOf(nodes) !== null, 10_000, 'a leader known to both running nodes');
+    const lead = leaderOf(nodes);
+    assert.ok(lead !== null);
+    leader = lead;
+    const other = [...nodes.values()].find((node) => node !== lead);
+    assert.ok(other !== undefined);
+    follower = other;
+    // n3 must have been silent for an election timeout (100 ms) before the leader calls it unreachable.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  });
+
+  after(async () => {
+    await Promise.all([...(nodes?.values() ?? [])].map((node) => node.stop()));
+  });
+
+  it('majority writes succeed without the third voter', async () => {
+    const response = await follower.inject({ method: 'PUT', url: '/v1/docs/deg/a?ack=majority', payload: json({ n: 1 }), headers: JSON_HEADERS });
+    assert.equal(response.statusCode, 201, response.body);
+  });
+
+  it('ack=all is refused up front with 503 NOT_ENOUGH_REPLICAS naming the silent voter, and nothing is proposed', async () => {
+    for (const node of [leader, follower]) {
+      const lastBefore = leader.server.node.core.lastIndex;
+      const response = await node.inject({ method: 'PUT', url: '/v1/docs/deg/b?ack=all', payload: json({ n: 1 }), headers: { ...JSON_HEADERS, 'idempotency-key': 'deg-all-1' } });
+      const body = assertError(response, 503, 'NOT_ENOUGH_REPLICAS');
+      assert.deepEqual(body.unreachable, ['n3']);
+      assert.equal(response.headers['retry-after'], '1');
+      assert.equal(leader.server.node.core.lastIndex, lastBefore, 'the write was not attempted');
+    }
+    assertError(await leader.inject({ url: '/v1/docs/deg/b' }), 404, 'NOT_FOUND');
+    // The same key at ack=majority then applies: the refused attempt recorded nothing.
+    const majority = await leader.inject({ method: 'PUT', url: '/v1/docs/deg/b', payload: json({ n: 1 }), headers: { ...JSON_HEADERS, 'idempotency-key': 'deg-all-1' } });
+    assert.equal(majority.statusCode, 201, majority.body);
+    assert.equal((majority.json() as Json).duplicate, false);
+  });
+
+  it('health: the running nodes are ready; cluster status lists the silent voter as not connected', async () => {
+    assert.equal((await follower.inject({ url: '/v1/health/ready' })).statusCode, 200);
+    const status = (await leader.inject({ url: '/v1/cluster' })).json() as Json;
+    const ghost = status.members.find((member: Json) => member.id === 'n3');
+    assert.equal(ghost.voter, true);
+    assert.equal(ghost.connected, false);
   });
 });
 
