@@ -8,7 +8,7 @@
 // free up front): two nodes; two running nodes of three voters; one node of two voters;
 // requests through Fastify's inject on the node under test.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import type { NodeConfig } from '../../src/server/config.ts';
 import {
   assertError, freePort, json, JSON_HEADERS, singleNodeConfig, startWith, tempDir, waitFor, type Json, type TestServer,
@@ -26,6 +26,8 @@ async function startCluster(ids: readonly string[], ghosts: readonly string[]): 
     const dir = tempDir(`cluster-${id}`);
     const config: NodeConfig = singleNodeConfig(dir, {
       id, members, bootstrapVoters: all, clientPort: ports[2 * i] ?? 0, peerPort: ports[2 * i + 1] ?? 0,
+      // A 400 ms election timeout: event-loop pauses on a loaded test machine must not move leadership.
+      tickMs: 10, electionTimeoutTicks: 40, heartbeatIntervalTicks: 4,
     });
     return startWith(config, dir, false);
   }));
@@ -68,8 +70,10 @@ describe('a two-node cluster', () => {
 
   before(async () => {
     for (const [id, node] of await startCluster(['n1', 'n2'], [])) nodes.set(id, node);
-    await settle();
   });
+
+  // Each test starts from a settled cluster (and finds the leader again if it moved).
+  beforeEach(settle);
 
   after(async () => {
     await Promise.all([...nodes.values()].map((node) => node.stop()));
@@ -210,6 +214,9 @@ describe('a three-voter cluster with one voter down', () => {
 
   before(async () => {
     nodes = await startCluster(['n1', 'n2'], ['n3']);
+  });
+
+  beforeEach(async () => {
     await waitFor(() => leaderOf(nodes) !== null, 10_000, 'a leader known to both running nodes');
     const lead = leaderOf(nodes);
     assert.ok(lead !== null);
@@ -217,8 +224,6 @@ describe('a three-voter cluster with one voter down', () => {
     const other = [...nodes.values()].find((node) => node !== lead);
     assert.ok(other !== undefined);
     follower = other;
-    // n3 must have been silent for an election timeout (100 ms) before the leader calls it unreachable.
-    await new Promise((resolve) => setTimeout(resolve, 150));
   });
 
   after(async () => {
