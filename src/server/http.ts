@@ -69,7 +69,7 @@ function ifMatchOf(request: FastifyRequest): number | undefined {
   const value = header(request, 'if-match');
   if (value === undefined) return undefined;
   const match = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(value);
-  if (match === null) throw new ApiError('INVALID_PARAMETER', 'If-Match must be a document version (for example "3")');
+  if (match === null || Number(match[1]) < 1) throw new ApiError('INVALID_PARAMETER', 'If-Match must be a document version, a positive integer (for example "3")');
   return Number(match[1]);
 }
 
@@ -120,11 +120,25 @@ function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
 
 export function buildApp(options: AppOptions): FastifyInstance {
   const { node } = options;
+  const followStreams = new Set<import('node:http').ServerResponse>();
   const app = Fastify({
     bodyLimit: options.bodyBytesMax,
     logger: false,
     return503OnClosing: true,
+    // Ids may be 256 characters, and URL-encoding can triple them.
+    maxParamLength: 1024,
     ajv: { customOptions: { removeAdditional: false } },
+    frameworkErrors: (error, _request, reply) => {
+      const message = error.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (bad percent-encoding)' : error.message;
+      void sendError(reply, new ApiError('BAD_REQUEST', message));
+    },
+  });
+  // Only JSON bodies are accepted: without this, Fastify's text parser would take text/plain.
+  app.removeContentTypeParser('text/plain');
+  // Followers of the change feed hold their connection open: end them so shutdown completes.
+  app.addHook('preClose', async () => {
+    for (const stream of followStreams) stream.end();
+    followStreams.clear();
   });
 
   app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (_request, body, done) => {
@@ -140,11 +154,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     (request as FastifyRequest & { startedAt?: number }).startedAt = performance.now();
     if (options.authToken === null || request.url.startsWith('/v1/health/')) return;
     const authorization = request.headers.authorization;
-    if (authorization !== `Bearer ${options.authToken}`) throw new ApiError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)');
+    if (authorization !== `Bearer ${options.authToken}`) {
+      reply.header('www-authenticate', 'Bearer realm="understudy"');
+      throw new ApiError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)');
+    }
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -159,7 +176,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ApiError) return sendError(reply, error);
     if (error instanceof NotLeaderError) {
-      return sendError(reply, new ApiError('NO_LEADER', 'no leader is known right now; retry shortly', { retryAfterMs: 200 }));
+      if (error.leaderId === null) return sendError(reply, new ApiError('NO_LEADER', 'no leader is known right now; retry shortly', { retryAfterMs: 200 }));
+      return sendError(reply, new ApiError('NOT_LEADER', `this node is not the leader; the leader is ${error.leaderId}`, { leaderId: error.leaderId, leaderUrl: error.leaderClientUrl, retryAfterMs: 100 }));
     }
     const code = (error as { code?: string }).code;
     const statusCode = (error as { statusCode?: number }).statusCode;
@@ -246,9 +264,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return leaderWrite(request, reply, async () => {
       const write = writeOptions(request, query);
       const ifMatch = ifMatchOf(request);
+      const ifNoneMatch = ifNoneMatchOf(request);
+      if (ifMatch !== undefined && ifNoneMatch) throw new ApiError('INVALID_PARAMETER', 'If-Match and If-None-Match: * contradict each other; send one');
       const op: UserOp = ifMatch === undefined
-        ? { op: 'put', collection, id, body: request.body, ifNoneMatch: ifNoneMatchOf(request) }
-        : { op: 'put', collection, id, body: request.body, ifMatch, ifNoneMatch: ifNoneMatchOf(request) };
+        ? { op: 'put', collection, id, body: request.body, ifNoneMatch }
+        : { op: 'put', collection, id, body: request.body, ifMatch, ifNoneMatch };
       const response = await node.write({ ...write, ops: [op] });
       return replyWrite(reply, response, response.results[0]?.version === 1);
     });
@@ -331,15 +351,16 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const limit = intParam(query['limit'], 'limit', 1, 100_000);
     const format = enumParam(query['format'], 'format', ['ndjson', 'sse'] as const, 'ndjson');
     const follow = enumParam(query['follow'], 'follow', ['true', 'false'] as const, 'false') === 'true';
-    return streamChanges(node, reply, request, { after, limit, format, follow });
+    return streamChanges(followStreams, node, reply, request, { after, limit, format, follow });
   });
 
   // A follower knows replication progress only for itself: it asks the leader for the full
   // picture (per-follower match index and lag) and falls back to its own view.
   app.get('/v1/cluster', async (request) => {
     const query = queryOf(request, ['local']);
+    const wantLocal = enumParam(query['local'], 'local', ['true', 'false'] as const, 'false') === 'true';
     const local = node.status();
-    if (query['local'] === 'true' || local.role === 'leader' || local.leaderClientUrl === null || header(request, FORWARDED_HEADER) !== undefined) {
+    if (wantLocal || local.role === 'leader' || local.leaderClientUrl === null || header(request, FORWARDED_HEADER) !== undefined) {
       return { ...local, servedBy: node.id };
     }
     try {
@@ -374,12 +395,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return reply.code(ok ? 200 : 503).send({ ok, fatal: node.fatal?.message ?? null });
   });
 
-  app.post('/v1/admin/transfer', async (request) => {
+  app.post('/v1/admin/transfer', async (request, reply) => {
     queryOf(request, []);
     const body = request.body as { to?: unknown } | undefined;
     if (typeof body?.to !== 'string') throw new ApiError('BAD_REQUEST', 'body must be {"to": "<node id>"}');
-    node.transferLeadership(body.to);
-    return { ok: true, from: node.id, to: body.to };
+    const target = body.to;
+    return leaderWrite(request, reply, async () => {
+      node.transferLeadership(target);
+      return { ok: true, from: node.id, to: target };
+    });
   });
 
   if (options.metrics !== undefined) {
@@ -401,7 +425,9 @@ function parseBatch(body: unknown): UserOp[] {
   const ops = (body as { ops?: unknown }).ops;
   if (!Array.isArray(ops)) throw new ApiError('BAD_REQUEST', 'the batch body must be {"ops": [...]}');
   return ops.map((raw, opIndex): UserOp => {
-    const fail = (message: string): never => { throw new ApiError('BAD_REQUEST', `op ${opIndex}: ${message}`, { opIndex }); };
+    const fail = (message: string, code: 'BAD_REQUEST' | 'INVALID_BODY' | 'INVALID_PATCH' = 'BAD_REQUEST'): never => {
+      throw new ApiError(code, `op ${opIndex}: ${message}`, { opIndex });
+    };
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be an object');
     const op = raw as Record<string, unknown>;
     const allowed = ['op', 'collection', 'id', 'body', 'patch', 'ifMatch', 'ifNoneMatch'];
@@ -414,14 +440,24 @@ function parseBatch(body: unknown): UserOp[] {
     const ifMatch = op['ifMatch'];
     if (ifMatch !== undefined && (!Number.isSafeInteger(ifMatch) || (ifMatch as number) < 1)) fail('ifMatch must be a positive integer version');
     const withMatch = ifMatch === undefined ? {} : { ifMatch: ifMatch as number };
+    const ifNoneMatch = op['ifNoneMatch'];
+    if (ifNoneMatch !== undefined && typeof ifNoneMatch !== 'boolean') fail('ifNoneMatch must be true or false');
+    if (ifNoneMatch !== undefined && op['op'] !== 'put') fail('ifNoneMatch applies to put only');
+    if (ifNoneMatch === true && ifMatch !== undefined) fail('ifMatch and ifNoneMatch contradict each other');
+    if (op['body'] !== undefined && op['op'] !== 'create' && op['op'] !== 'put') fail(`${String(op['op'])} takes no body`);
+    if (op['patch'] !== undefined && op['op'] !== 'patch') fail('only patch takes a patch');
     switch (op['op']) {
       case 'create':
+        if (ifMatch !== undefined) fail('create takes no ifMatch (it is create-only)');
+        if (op['body'] === undefined) fail('create needs a body', 'INVALID_BODY');
         return id === undefined ? { op: 'create', collection, body: op['body'] } : { op: 'create', collection, id: id as string, body: op['body'] };
       case 'put':
         if (id === undefined) fail('put needs an id');
-        return { op: 'put', collection, id: id as string, body: op['body'], ifNoneMatch: op['ifNoneMatch'] === true, ...withMatch };
+        if (op['body'] === undefined) fail('put needs a body', 'INVALID_BODY');
+        return { op: 'put', collection, id: id as string, body: op['body'], ifNoneMatch: ifNoneMatch === true, ...withMatch };
       case 'patch':
         if (id === undefined) fail('patch needs an id');
+        if (op['patch'] === undefined) fail('patch needs a patch', 'INVALID_PATCH');
         return { op: 'patch', collection, id: id as string, patch: op['patch'], ...withMatch };
       case 'delete':
         if (id === undefined) fail('delete needs an id');
@@ -433,6 +469,7 @@ function parseBatch(body: unknown): UserOp[] {
 }
 
 async function streamChanges(
+  followStreams: Set<import('node:http').ServerResponse>,
   node: UnderstudyNode,
   reply: FastifyReply,
   request: FastifyRequest,
@@ -464,12 +501,14 @@ async function streamChanges(
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   });
+  raw.flushHeaders();
+  followStreams.add(raw);
   let lastSent = options.after;
   let sent = 0;
   const pending: ChangeRecord[] = [];
   let backlogDone = false;
   const write = (record: ChangeRecord): void => {
-    if (record.index <= lastSent) return;
+    if (raw.writableEnded || record.index <= lastSent) return;
     lastSent = record.index;
     sent++;
     raw.write(options.format === 'ndjson' ? `${JSON.stringify(record)}\n` : sseEvent(record));
@@ -479,10 +518,13 @@ async function streamChanges(
     if (backlogDone) write(record);
     else pending.push(record);
   });
-  const keepAlive = setInterval(() => raw.write(options.format === 'sse' ? ': keep-alive\n\n' : '\n'), 15_000);
+  const keepAlive = setInterval(() => {
+    if (!raw.writableEnded) raw.write(options.format === 'sse' ? ': keep-alive\n\n' : '\n');
+  }, 15_000);
   const close = (): void => {
     clearInterval(keepAlive);
     unsubscribe();
+    followStreams.delete(raw);
   };
   request.raw.on('close', close);
   raw.on('close', close);

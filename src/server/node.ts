@@ -21,7 +21,7 @@ import type { Entry, LogIndex, Membership, MembershipChange, Message, NodeId, Te
 import { Replica, type ReplicaStorage } from '../replica/replica.ts';
 import type { ProposalOutcome } from '../replica/proposals.ts';
 import {
-  applyCommand, decodeCommand, encodeCommand, lookupIdempotency, oldestChangeIndex, prepareCreate,
+  applyCommand, applyMergePatch, decodeCommand, encodeCommand, lookupIdempotency, oldestChangeIndex, prepareCreate,
   prepareDelete, prepareMergePatch, prepareReplace, readAppliedIndex, readChanges, resolveDocumentOptions,
   validateBody, validateCollectionName, validateDocumentId,
   type ApplyResult, type BatchCommand, type ChangeRecord, type DocumentError, type DocumentOptions,
@@ -407,6 +407,10 @@ export class UnderstudyNode {
     }
     const rows: RowOp[] = [];
     const userConditioned: boolean[] = [];
+    // Rows written by earlier ops of this batch: a later patch applies on top of them, since the
+    // batch applies in order (collection/id -> resulting body, or null when deleted).
+    const overlay = new Map<string, JsonObject | null>();
+    const rowKey = (collection: string, id: string): string => `${collection}\u0000${id}`;
     ops.forEach((op, opIndex) => {
       const withIndex = (error: DocumentError): ApiError => {
         const api = documentErrorToApi(error);
@@ -420,6 +424,7 @@ export class UnderstudyNode {
           if (!prepared.ok) throw withIndex(prepared.error);
           rows.push(prepared.value);
           userConditioned.push(true);
+          overlay.set(rowKey(op.collection, id), op.body as JsonObject);
           return;
         }
         case 'put': {
@@ -436,9 +441,25 @@ export class UnderstudyNode {
             rows.push(prepared.value);
           }
           userConditioned.push(true);
+          overlay.set(rowKey(op.collection, op.id), op.body as JsonObject);
           return;
         }
         case 'patch': {
+          const key = rowKey(op.collection, op.id);
+          if (overlay.has(key)) {
+            const base = overlay.get(key) ?? null;
+            if (base === null) throw withIndex({ code: 'NOT_FOUND', message: `${op.collection}/${op.id} is deleted earlier in this batch` });
+            const merged = applyMergePatch(base, op.patch as JsonValue);
+            const problem = validateBody(merged, this.documentOptions);
+            if (problem !== null) throw withIndex(problem.code === 'INVALID_BODY' ? { ...problem, code: 'INVALID_PATCH' } : problem);
+            const put: RowOp = op.ifMatch === undefined
+              ? { action: 'put', collection: op.collection, id: op.id, body: merged as JsonObject }
+              : { action: 'put', collection: op.collection, id: op.id, body: merged as JsonObject, condition: { version: op.ifMatch } };
+            rows.push(put);
+            userConditioned.push(true);
+            overlay.set(key, merged as JsonObject);
+            return;
+          }
           const request = op.ifMatch === undefined
             ? { collection: op.collection, id: op.id, patch: op.patch as JsonValue }
             : { collection: op.collection, id: op.id, patch: op.patch as JsonValue, ifMatch: op.ifMatch };
@@ -446,6 +467,8 @@ export class UnderstudyNode {
           if (!prepared.ok) throw withIndex(prepared.error);
           rows.push(prepared.value.op);
           userConditioned.push(op.ifMatch !== undefined);
+          const patchedOp = prepared.value.op;
+          if (patchedOp.action === 'put') overlay.set(key, patchedOp.body);
           return;
         }
         case 'delete': {
@@ -456,6 +479,7 @@ export class UnderstudyNode {
           if (!prepared.ok) throw withIndex(prepared.error);
           rows.push(prepared.value);
           userConditioned.push(true);
+          overlay.set(rowKey(op.collection, op.id), null);
           return;
         }
       }
