@@ -113,8 +113,9 @@ export function plantedBugProfile(bug: PlantedBug): Partial<SimOptions> {
       };
     case 'ackBeforePersist':
       return {
-        plantedBug: bug, faults: ['crash', 'crashLeader', 'partition'], diskLatencyMsMin: 20,
-        diskLatencyMsMax: 80, faultIntervalMsMin: 20, faultIntervalMsMax: 300, clients: 6, readFraction: 0.1,
+        plantedBug: bug, voters: 3, spareNodes: 0, faults: ['crash', 'crashLeader'], diskLatencyMsMin: 30, electionTimeoutTicks: 20,
+        diskLatencyMsMax: 100, faultIntervalMsMin: 20, faultIntervalMsMax: 150, faultDurationMsMax: 300,
+        clients: 6, readFraction: 0.1,
       };
     case 'readWithoutQuorum':
       return {
