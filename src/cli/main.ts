@@ -4,7 +4,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, parseHostPort, type MemberAddress, type NodeConfig } from '../server/config.ts';
+import { DEFAULTS, PLANTED_BUGS, parseHostPort, type MemberAddress, type NodeConfig } from '../server/config.ts';
+import type { PlantedBug } from '../consensus/config.ts';
 import { runDevCluster } from './dev_cluster.ts';
 
 function port(value: string): number {
@@ -73,6 +74,16 @@ export function buildConfig(flags: StartFlags): NodeConfig {
   if (id === undefined) fail('a node id is required (--id)');
   const members = flags.members ?? file.members ?? [{ id, peer: `${peer.host}:${peer.port}`, client: `http://${client.host}:${client.port}` }];
   const secret = flags.secret ?? process.env['UNDERSTUDY_SECRET'] ?? file.secret;
+  // A planted bug exists only to prove the chaos suite's checkers can fail: it needs two
+  // environment variables, so no configuration file or flag can switch one on by accident.
+  const plantedBugName = process.env['UNDERSTUDY_PLANTED_BUG'];
+  let plantedBug: PlantedBug | null = null;
+  if (plantedBugName !== undefined && plantedBugName !== '') {
+    if (process.env['UNDERSTUDY_ALLOW_PLANTED_BUGS'] !== '1') fail('UNDERSTUDY_PLANTED_BUG needs UNDERSTUDY_ALLOW_PLANTED_BUGS=1 (test use only)');
+    if (!(PLANTED_BUGS as readonly string[]).includes(plantedBugName)) fail(`unknown planted bug '${plantedBugName}' (known: ${PLANTED_BUGS.join(', ')})`);
+    plantedBug = plantedBugName as PlantedBug;
+    process.stderr.write(`understudy: WARNING: planted bug '${plantedBug}' is ON — this node is deliberately unsafe\n`);
+  }
   if (secret === undefined) fail('a cluster secret is required (--secret or UNDERSTUDY_SECRET)');
   return {
     ...DEFAULTS,
@@ -92,6 +103,7 @@ export function buildConfig(flags: StartFlags): NodeConfig {
     electionTimeoutTicks: flags.electionTicks ?? file.electionTimeoutTicks ?? DEFAULTS.electionTimeoutTicks,
     bodyBytesMax: flags.bodyLimit ?? file.bodyBytesMax ?? DEFAULTS.bodyBytesMax,
     snapshotEveryEntries: flags.snapshotEvery ?? file.snapshotEveryEntries ?? DEFAULTS.snapshotEveryEntries,
+    plantedBug,
   };
 }
 

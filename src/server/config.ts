@@ -3,6 +3,10 @@
  * settings with a clear message before anything starts (two members with one id or one address,
  * a missing or short cluster secret, timeouts that would cause spurious elections).
  */
+import type { PlantedBug } from '../consensus/config.ts';
+
+export const PLANTED_BUGS: readonly PlantedBug[] = ['commitEarlierTermByCounting', 'voteTwiceInTerm', 'readWithoutQuorum', 'ackBeforePersist'];
+
 export interface MemberAddress {
   readonly id: string;
   /** host:port of the peer (Raft) listener. */
@@ -37,6 +41,11 @@ export interface NodeConfig {
   readonly logEntriesKeptAfterSnapshot: number;
   readonly idempotencyRetentionMs: number;
   readonly devMode: boolean;
+  /**
+   * A known bug switched on to prove the chaos suite's checkers can fail. Only read from the
+   * environment (UNDERSTUDY_PLANTED_BUG with UNDERSTUDY_ALLOW_PLANTED_BUGS=1), never from a file.
+   */
+  readonly plantedBug?: PlantedBug | null;
 }
 
 export const DEFAULTS = {
@@ -84,6 +93,9 @@ export function validateNodeConfig(config: NodeConfig): string[] {
     clients.add(member.client);
   }
   if (!ids.has(config.id)) problems.push(`this node '${config.id}' is not among the members`);
+  if (config.plantedBug !== undefined && config.plantedBug !== null && !PLANTED_BUGS.includes(config.plantedBug)) {
+    problems.push(`unknown planted bug '${String(config.plantedBug)}'`);
+  }
   for (const voter of config.bootstrapVoters) {
     if (!ids.has(voter)) problems.push(`bootstrap voter '${voter}' is not a member`);
   }

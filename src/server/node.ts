@@ -239,6 +239,7 @@ export class UnderstudyNode {
       electionTimeoutTicks: this.config.electionTimeoutTicks,
       heartbeatIntervalTicks: this.config.heartbeatIntervalTicks,
       entriesKeptAfterCompaction: this.config.logEntriesKeptAfterSnapshot,
+      plantedBug: this.config.plantedBug ?? null,
     }, state);
     const appliedInStore = readAppliedIndex(documents).index;
     this.replicaValue = new Replica<ApplyResult>({
