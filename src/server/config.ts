@@ -40,6 +40,11 @@ export interface NodeConfig {
   readonly snapshotEveryEntries: number;
   readonly logEntriesKeptAfterSnapshot: number;
   readonly idempotencyRetentionMs: number;
+  /**
+   * Log positions of changes the change feed keeps. Part of the replicated state: every node of
+   * a cluster must use the same value.
+   */
+  readonly changeRetentionEntries: number;
   readonly devMode: boolean;
   /**
    * A known bug switched on to prove the chaos suite's checkers can fail. Only read from the
@@ -60,6 +65,7 @@ export const DEFAULTS = {
   snapshotEveryEntries: 20_000,
   logEntriesKeptAfterSnapshot: 10_000,
   idempotencyRetentionMs: 24 * 60 * 60 * 1000,
+  changeRetentionEntries: 10_000,
   devMode: false,
 } as const;
 
@@ -101,7 +107,7 @@ export function validateNodeConfig(config: NodeConfig): string[] {
   }
   const positive: (keyof NodeConfig)[] = [
     'tickMs', 'electionTimeoutTicks', 'heartbeatIntervalTicks', 'bodyBytesMax', 'writeTimeoutMs',
-    'readTimeoutMs', 'sessionWaitMsMax', 'snapshotEveryEntries',
+    'readTimeoutMs', 'sessionWaitMsMax', 'snapshotEveryEntries', 'changeRetentionEntries',
   ];
   for (const key of positive) {
     const value = config[key];

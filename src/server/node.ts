@@ -200,6 +200,7 @@ export class UnderstudyNode {
     this.documentOptions = resolveDocumentOptions({
       documentBytesMax: config.bodyBytesMax,
       idempotencyRetentionMs: config.idempotencyRetentionMs,
+      changeRetentionEntries: config.changeRetentionEntries,
     });
   }
 
