@@ -243,6 +243,10 @@ export class UnderstudyNode {
       plantedBug: this.config.plantedBug ?? null,
     }, state);
     const appliedInStore = readAppliedIndex(documents).index;
+    const lastLogIndex = Math.max(state.snapshot.index, state.entries.at(-1)?.index ?? 0);
+    if (appliedInStore > lastLogIndex) {
+      throw new Error(`the document store applied entry ${appliedInStore} but the log ends at ${lastLogIndex}: the data directory is inconsistent`);
+    }
     this.replicaValue = new Replica<ApplyResult>({
       core,
       storage: this.timedStorage(log),
@@ -257,7 +261,9 @@ export class UnderstudyNode {
       transport: { send: (message) => this.deps.transport.send(message) },
       snapshotEveryEntries: this.config.snapshotEveryEntries,
       snapshotChunkBytesMax: 1024 * 1024,
-      stateMachineAppliedIndex: Math.min(appliedInStore, Math.max(state.hardState.commit, state.snapshot.index)),
+      // Entries the store applied were committed and persisted here first, so they are in the log;
+      // the persisted commit index may lag (commit-only changes are not fsynced).
+      stateMachineAppliedIndex: appliedInStore,
       observer: {
         onAdvanced: () => this.afterProgress(),
         onSnapshotRestored: (meta) => this.deps.onEvent?.({ type: 'snapshot', index: meta.index }),
