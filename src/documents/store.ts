@@ -123,14 +123,15 @@ class SortedMap<V> {
 const removed: unique symbol = Symbol('removed');
 type Staged<V> = V | typeof removed;
 
-interface KeyRange {
+/** A key range of a list query; shared by every DocumentStore so they filter identically. */
+export interface KeyRange {
   prefix?: string | undefined;
   startAfter?: string | undefined;
   start?: string | undefined;
   end?: string | undefined;
 }
 
-function inRange(key: string, range: KeyRange): boolean {
+export function inRange(key: string, range: KeyRange): boolean {
   if (range.start !== undefined && key < range.start) return false;
   if (range.startAfter !== undefined && key <= range.startAfter) return false;
   if (range.end !== undefined && key >= range.end) return false;

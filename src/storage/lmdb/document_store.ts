@@ -57,7 +57,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import { assert } from '../../shared/assert.ts';
 import { canonicalJson, checkJson, deepFreeze, Fnv1a64, isPlainObject, jsonDepthHardMax, type JsonObject, type JsonValue } from '../../documents/json.ts';
-import { MemoryDocumentStore, type DocumentStore, type DocumentWriter, type MetaEntry, type MetaListQuery } from '../../documents/store.ts';
+import { MemoryDocumentStore, inRange, type DocumentStore, type DocumentWriter, type KeyRange, type MetaEntry, type MetaListQuery } from '../../documents/store.ts';
 import type { DocumentError, ListPage, ListQuery, StoredDocument } from '../../documents/types.ts';
 import { StorageCorruptionError, StorageIoError } from '../errors.ts';
 import { fsyncFile, writeFileDurably } from './fs_util.ts';
@@ -204,20 +204,6 @@ function checkMeta(key: string, value: JsonValue): void {
   assert(checkJson(value, jsonDepthHardMax) === null, `meta value for ${key} must be JSON`);
 }
 
-interface KeyRange {
-  prefix?: string | undefined;
-  startAfter?: string | undefined;
-  start?: string | undefined;
-  end?: string | undefined;
-}
-
-function inRange(key: string, range: KeyRange): boolean {
-  if (range.start !== undefined && key < range.start) return false;
-  if (range.startAfter !== undefined && key <= range.startAfter) return false;
-  if (range.end !== undefined && key >= range.end) return false;
-  if (range.prefix !== undefined && !key.startsWith(range.prefix)) return false;
-  return true;
-}
 
 /** The greatest of the range's lower bounds (as strings; the key encoding preserves their order). */
 function lowerBound(range: KeyRange): string {
