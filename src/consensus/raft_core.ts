@@ -686,10 +686,8 @@ export class RaftCore {
     this.log.append(entry);
     this.log.unstableFrom = Math.min(this.log.unstableFrom, index);
     if (membership !== undefined) this.setMembership(membership);
+    // Followers get it with the next flush; our own vote counts once the entry is fsynced (advance).
     this.appendBroadcastPending = true;
-    if (this.membershipValue.voters.length === 1 && this.isVoter()) {
-      // Commit waits for our own fsync (advance); nothing else to wait for.
-    }
     return { ok: true, index, term: this.termValue };
   }
 
