@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { DEFAULTS, PLANTED_BUGS, parseHostPort, type MemberAddress, type NodeConfig } from '../server/config.ts';
 import type { PlantedBug } from '../consensus/config.ts';
 import { runDevCluster } from './dev_cluster.ts';
+import { CliError, registerAdminCommands } from './admin_commands.ts';
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -152,5 +153,13 @@ program.command('dev')
   .action(async (flags: { data: string; basePort: number; nodes: number }) => {
     await runDevCluster(flags);
   });
+
+registerAdminCommands(program, async (action) => {
+  try {
+    await action();
+  } catch (error) {
+    fail(error instanceof CliError ? error.message : `unexpected error: ${(error as Error).message}`);
+  }
+});
 
 program.parseAsync().catch((error: unknown) => fail((error as Error).message));
