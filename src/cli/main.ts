@@ -111,7 +111,7 @@ export function buildConfig(flags: StartFlags): NodeConfig {
 const program = new Command()
   .name('understudy')
   .description('Understudy: a replicated, fault-tolerant JSON document store')
-  .showHelpAfterError()
+  .showHelpAfterError('(run with --help for usage)')
   .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
 program.command('start')
