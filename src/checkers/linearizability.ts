@@ -8,7 +8,7 @@
  * linearized it backtracks, because that op's deadline has passed. Visited configurations
  * (set of linearized ops, register value) are cached, so each is expanded at most once.
  * Registers on different keys are independent (linearizability is compositional), so each key is
- * checked on its own.
+ * checked on its own. On a violation it also shrinks the history to a small failing subset.
  *
  * What it is not responsible for: parsing or validating histories (history.ts), other data types,
  * or deciding what to do with a violation. It is pure: no randomness, no I/O, no timers; the clock
@@ -16,17 +16,34 @@
  *
  * Invariants:
  * - 'linearizable' comes with a witness order that the search replayed against the model;
- *   'not-linearizable' means the whole search space was exhausted; any exhausted budget gives
- *   'unknown', and `ok` is true only when every key is 'linearizable'.
- * - Ops that cannot constrain the outcome are left out before the search: failed ops (they did not
- *   happen), reads without an ok (nothing observed), and info writes/cas whose new value nobody
- *   observes after their invoke (they can always be linearized last, which is the same as never).
- * - An info op either takes effect at some point or never. "Never" is tried at a deadline: the last
- *   completion of an ok op observing its new value (reads of it, cas expecting it). Taking effect
- *   after that deadline could not be seen by anyone, so it is equivalent to never; without the
- *   deadline every timed-out write would stay open to the end and the search would blow up.
+ *   'not-linearizable' means the whole (reduced) search space was exhausted; any exhausted budget
+ *   gives 'unknown', and `ok` is true only when every key is 'linearizable'.
  * - Within a key, op indices follow call order, so the linearized set is "almost a prefix" and is
  *   cached as (its size, where it differs from the prefix of that size): entries stay small.
+ *
+ * Reductions. Each keeps a linearization whenever one exists; the brute-force comparison in the
+ * tests checks them together.
+ * - Ops that cannot constrain the outcome are left out: failed ops (they did not happen), reads
+ *   without an ok (nothing observed), and info writes/cas whose new value nobody observes after
+ *   their invoke (they can always be linearized last, which is the same as never).
+ * - Deadlines for info ops. An info op either takes effect at some point or never, and "never" is
+ *   tried at a deadline: the last completion of an ok op observing its new value (a read of it, a
+ *   cas expecting it; an info cas expecting it passes on its own deadline). Taking effect after
+ *   that could not be seen by anyone, so it is the same as never. Without deadlines every timed-out
+ *   write would stay open to the end of the history.
+ * - Forced reads. A read that may go now and sees the current value can be moved to the front of
+ *   any valid continuation (it changes nothing, and everything that must precede it already has),
+ *   so it is taken without branching: concurrent reads do not multiply the configurations.
+ * - Normal form for info ops. In some linearization, every info op that takes effect is followed
+ *   at once by an op that observes its value (move it later up to its first observer; if a write
+ *   comes first, nobody saw it and it may as well never have happened). So after an info op takes
+ *   effect, only an observer may go next (the "obligation", part of the configuration), info ops
+ *   that would not change the value or that nothing enabled could observe are not tried, and of
+ *   interchangeable invoked info ops (same kind and values, hence same deadline) only the first.
+ *
+ * Known limit: with few distinct values and many unknown outcomes, timed-out writes stay relevant
+ * to the end and proving a violation can exhaust the budget ('unknown'). Unique written values,
+ * as the simulator uses, avoid it.
  */
 
 import { assert, assertNever } from '../shared/assert.ts';
@@ -43,7 +60,10 @@ export interface CheckOptions {
   readonly now?: () => number;
 }
 
-/** A subhistory that is itself not linearizable, shrunk until removing any op would fix it. */
+/**
+ * A subhistory that is itself not linearizable, shrunk greedily (see `minimal`). Info ops in it keep
+ * the deadlines they had in the whole history, which only ever adds freedom.
+ */
 export interface Kernel {
   /** Register value the kernel starts from: null, or the value reached by an earlier linearizable prefix. */
   readonly initialValue: string | null;
@@ -417,14 +437,33 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
     prev[next[e]!] = e;
   };
 
+  // Info ops with the same kind, value and expected value are interchangeable once invoked: they
+  // have the same effect and, because deadlines depend only on the value, the same deadline.
+  const infoClass = new Int32Array(m).fill(-1);
+  const classes = new Map<string, number>();
+  ops.forEach((op, i) => {
+    if (op.definite) return;
+    const name = `${op.kind} ${op.value} ${op.expected}`;
+    const id = classes.get(name) ?? classes.size;
+    classes.set(name, id);
+    infoClass[i] = id;
+  });
+
   const linearized = new LinearizedSet(m);
   const cache = new ConfigurationCache();
-  // One frame per linearized op: its call entry, the state before it, and how it got there.
+  // One frame per linearized op: its call entry, the state and obligation before it, and how it
+  // got there.
   const stackEntry = new Int32Array(m);
   const stackState = new Int32Array(m);
+  const stackObliged = new Uint8Array(m);
   const stackKind = new Uint8Array(m);
   let depth = 0;
   let state = initialState;
+  // Set right after an info op took effect: the next op must observe the value it wrote (see
+  // "Normal form" in the header), else that info op should not have taken effect there.
+  let obliged = false;
+  // The obligation is part of the configuration: an obliged one may fail where a free one would not.
+  const cacheState = (value: number, withObligation: boolean): number => (withObligation ? ~value : value);
 
   // Longest prefix seen, kept incrementally: `agree` stack slots are known to equal bestPrefix.
   // Entries are op indices, or ~op for skipped info ops.
@@ -435,12 +474,14 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
   let blockedState = initialState;
   let pending: number[] = [];
 
-  const push = (call: number, after: number, kind: FrameKind): void => {
+  const push = (call: number, after: number, afterObliged: boolean, kind: FrameKind): void => {
     stackEntry[depth] = call;
     stackState[depth] = state;
+    stackObliged[depth] = obliged ? 1 : 0;
     stackKind[depth] = kind;
     depth++;
     state = after;
+    obliged = afterObliged;
     lift(call);
     if (depth > bestLength) {
       for (let k = agree; k < depth; k++) {
@@ -461,6 +502,7 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
       if (depth < agree) agree = depth;
       const undone = stackEntry[depth]!;
       state = stackState[depth]!;
+      obliged = stackObliged[depth] === 1;
       linearized.remove(entryOp[undone]!);
       unlift(undone);
       if (stackKind[depth] === CHOSEN) {
@@ -493,10 +535,8 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
     }
 
     if (fresh) {
-      // Partial-order reduction: a read that may go now and sees the current value can be moved to
-      // the front of any valid continuation (it changes no state, and everything that must precede
-      // it already has), so it is taken without branching. This keeps concurrent reads from
-      // multiplying the configurations, which matters most when proving a violation.
+      // A read that may go now and sees the current value is taken without branching (see
+      // "Forced reads" in the header). It also meets any obligation, since it observes the value.
       fresh = false;
       let forced = -1;
       for (let e = next[HEAD]!; isCall[e] === 1; e = next[e]!) {
@@ -508,8 +548,8 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
       }
       if (forced !== -1) {
         linearized.add(entryOp[forced]!);
-        if (cache.add(linearized, state)) {
-          push(forced, state, FORCED);
+        if (cache.add(linearized, cacheState(state, false))) {
+          push(forced, state, false, FORCED);
           fresh = true;
           entry = next[HEAD]!;
           continue;
@@ -524,11 +564,29 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
 
     const op = entryOp[entry]!;
     if (isCall[entry] === 1) {
-      const nextState = applyOp(state, ops[op]!);
+      const candidate = ops[op]!;
+      let nextState = applyOp(state, candidate);
+      // Under an obligation only an observer may go: a read (legal, so it sees the value) or a cas
+      // (legal, so it expected the value).
+      if (obliged && candidate.kind === WRITE) nextState = ILLEGAL;
+      if (nextState !== ILLEGAL && !candidate.definite) {
+        // Normal form: an info op that would not change the value is as good as one that never
+        // happened, so is one that nothing enabled could observe next (its obligation would fail
+        // at once), and among interchangeable enabled info ops only the first needs trying.
+        if (nextState === state) nextState = ILLEGAL;
+        let observable = false;
+        for (let e = next[HEAD]!; isCall[e] === 1 && nextState !== ILLEGAL; e = next[e]!) {
+          const other = entryOp[e]!;
+          if (e !== entry && infoClass[other] === infoClass[op] && other < op) nextState = ILLEGAL;
+          const o = ops[other]!;
+          if (e !== entry && ((o.kind === READ && o.value === nextState) || (o.kind === CAS && o.expected === nextState))) observable = true;
+        }
+        if (!observable) nextState = ILLEGAL;
+      }
       if (nextState !== ILLEGAL) {
         linearized.add(op);
-        if (cache.add(linearized, nextState)) {
-          push(entry, nextState, CHOSEN);
+        if (cache.add(linearized, cacheState(nextState, !candidate.definite))) {
+          push(entry, nextState, !candidate.definite, CHOSEN);
           fresh = true;
           entry = next[HEAD]!;
           continue;
@@ -542,8 +600,8 @@ function search(ops: readonly CoreOp[], initialState: number, budget: Budget): S
     // The deadline of an op not yet linearized. An info op may still never have happened.
     if (!ops[op]!.definite) {
       linearized.add(op);
-      if (cache.add(linearized, state)) {
-        push(callEntry[op]!, state, SKIPPED);
+      if (cache.add(linearized, cacheState(state, obliged))) {
+        push(callEntry[op]!, state, obliged, SKIPPED);
         fresh = true;
         entry = next[HEAD]!;
         continue;
@@ -693,11 +751,12 @@ function checkKey(key: string, ops: readonly Operation[], stepLimit: number, dea
 type Failure = Extract<SearchResult, { kind: 'not-linearizable' }>;
 
 /**
- * Shrinks the failure to a small subhistory that is still not linearizable. Short histories are
- * shrunk whole from null; long ones from a window around the dead end, starting at the register
- * value the prefix had reached. Every candidate is re-checked, so a returned kernel is a genuine
- * violation; the window may turn out linearizable on its own (the failure needed more context),
- * and then there is no kernel.
+ * Shrinks the failure to a small subhistory that is still not linearizable, kept anchored on the
+ * blocked op when possible. Short histories are shrunk whole from null; long ones from a window
+ * around the dead end, starting at the register value the prefix had reached. Every candidate is
+ * re-checked, so a returned kernel is a genuine violation; the window may turn out linearizable on
+ * its own (the failure needed more context), and then there is no kernel. Bounded by its own step
+ * budget, so a failing check costs at most SHRINK_STEPS_TOTAL more steps.
  */
 function findKernel(core: readonly CoreOp[], failure: Failure, values: ValueTable, deadline: Budget['deadline']): Kernel | null {
   let candidate: CoreOp[];
