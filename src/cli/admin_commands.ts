@@ -176,6 +176,26 @@ export function registerAdminCommands(program: Command, run: (action: () => Prom
       process.stdout.write(`leadership moved ${view.leaderId} -> ${target.id} in ${Math.round(performance.now() - started)} ms; longest pause between successful writes ${Math.round(longestPauseMs)} ms\n`);
     }));
 
+  const member = program.command('member').description('membership changes, one server at a time');
+  withGlobals(member.command('add').description('add a node as a learner (it receives the log, does not vote)'))
+    .requiredOption('--id <id>', 'the new node id')
+    .requiredOption('--peer <host:port>', 'its peer address')
+    .requiredOption('--client <url>', 'its client URL, http://host:port')
+    .action((flags) => run(async () => {
+      const result = expectOk(await call(globals(flags), 'POST', '/v1/admin/members', { action: 'add', id: flags.id, peer: flags.peer, client: flags.client }));
+      process.stdout.write(`added ${flags.id} as a learner at index ${result.index}; promote it once caught up (understudy status shows its lag)\n`);
+    }));
+  withGlobals(member.command('promote <id>').description('make a caught-up learner a voter'))
+    .action((id: string, flags) => run(async () => {
+      const result = expectOk(await call(globals(flags), 'POST', '/v1/admin/members', { action: 'promote', id }));
+      process.stdout.write(`${id} is a voter (index ${result.index}); voters: ${result.membership.voters.join(', ')}\n`);
+    }));
+  withGlobals(member.command('remove <id>').description('remove a node (refused if it would lose quorum, or if it leads)'))
+    .action((id: string, flags) => run(async () => {
+      const result = expectOk(await call(globals(flags), 'POST', '/v1/admin/members', { action: 'remove', id }));
+      process.stdout.write(`removed ${id} (index ${result.index}); voters: ${result.membership.voters.join(', ')}\n`);
+    }));
+
   const docPath = (collection: string, id?: string): string =>
     `/v1/docs/${encodeURIComponent(collection)}${id === undefined ? '' : `/${encodeURIComponent(id)}`}`;
 

@@ -1103,24 +1103,33 @@ export class RaftCore {
 export function applyMembershipChange(current: Membership, change: MembershipChange, leader: NodeId): Membership | string {
   const isVoter = current.voters.includes(change.node);
   const isLearner = current.learners.includes(change.node);
+  const withAddresses = (next: { voters: readonly NodeId[]; learners: readonly NodeId[] }, addresses: Membership['addresses']): Membership =>
+    addresses === undefined ? next : { ...next, addresses };
   switch (change.type) {
-    case 'addLearner':
+    case 'addLearner': {
       if (isVoter || isLearner) return `${change.node} is already a member`;
-      return { voters: current.voters, learners: [...current.learners, change.node] };
+      const addresses = change.address === undefined ? current.addresses : { ...current.addresses, [change.node]: change.address };
+      return withAddresses({ voters: current.voters, learners: [...current.learners, change.node] }, addresses);
+    }
     case 'promoteLearner':
       if (!isLearner) return `${change.node} is not a learner`;
-      return {
+      return withAddresses({
         voters: [...current.voters, change.node],
         learners: current.learners.filter((node) => node !== change.node),
-      };
-    case 'removeNode':
+      }, current.addresses);
+    case 'removeNode': {
       if (!isVoter && !isLearner) return `${change.node} is not a member`;
       if (change.node === leader) return 'the leader cannot remove itself: transfer leadership first';
       if (isVoter && current.voters.length <= 1) return 'cannot remove the last voter';
-      return {
+      let addresses = current.addresses;
+      if (addresses !== undefined && change.node in addresses) {
+        addresses = Object.fromEntries(Object.entries(addresses).filter(([node]) => node !== change.node));
+      }
+      return withAddresses({
         voters: current.voters.filter((node) => node !== change.node),
         learners: current.learners.filter((node) => node !== change.node),
-      };
+      }, addresses);
+    }
     default:
       return assertNever(change, 'unknown membership change');
   }

@@ -17,6 +17,18 @@ export type LogIndex = number;
 export interface Membership {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * How to reach each member, carried opaquely by the core so that every node learns a new
+   * member's address from the same replicated entry that admits it.
+   */
+  readonly addresses?: Readonly<Record<NodeId, MemberAddresses>>;
+}
+
+export interface MemberAddresses {
+  /** host:port of the peer (Raft) listener. */
+  readonly peer: string;
+  /** http(s)://host:port of the client API. */
+  readonly client: string;
 }
 
 /**
@@ -24,7 +36,7 @@ export interface Membership {
  * why single-server changes rather than joint consensus.
  */
 export type MembershipChange =
-  | { readonly type: 'addLearner'; readonly node: NodeId }
+  | { readonly type: 'addLearner'; readonly node: NodeId; readonly address?: MemberAddresses }
   | { readonly type: 'promoteLearner'; readonly node: NodeId }
   | { readonly type: 'removeNode'; readonly node: NodeId };
 

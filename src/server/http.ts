@@ -9,7 +9,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { request as httpRequest } from 'undici';
-import type { LogIndex } from '../consensus/types.ts';
+import type { LogIndex, MembershipChange } from '../consensus/types.ts';
+import { parseHostPort } from './config.ts';
 import { validateIdempotencyKey, type ChangeRecord, type StoredDocument } from '../documents/index.ts';
 import { ApiError, ERROR_CATALOGUE } from './errors.ts';
 import { NotLeaderError, type AckLevel, type ReadConsistency, type ReadMeta, type UnderstudyNode, type UserOp, type WriteResponse } from './node.ts';
@@ -406,6 +407,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
   });
 
+  app.post('/v1/admin/members', async (request, reply) => {
+    queryOf(request, []);
+    const change = parseMembershipChange(request.body);
+    return leaderWrite(request, reply, async () => {
+      const index = await node.changeMembership(change, options.writeTimeoutMs);
+      return { ok: true, index, change, membership: node.status().membership };
+    });
+  });
+
   if (options.metrics !== undefined) {
     const metrics = options.metrics;
     app.get('/metrics', async (_request, reply) => {
@@ -416,6 +426,29 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   options.extend?.(app);
   return app;
+}
+
+function parseMembershipChange(body: unknown): MembershipChange {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError('BAD_REQUEST', 'body must be {"action": "add"|"promote"|"remove", "id": "...", "peer"?: "host:port", "client"?: "http://host:port"}');
+  }
+  const { action, id, peer, client, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw new ApiError('BAD_REQUEST', `unknown member '${unknown}'`);
+  if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new ApiError('BAD_REQUEST', 'id must be 1-64 characters of [A-Za-z0-9_-]');
+  switch (action) {
+    case 'add': {
+      if (typeof peer !== 'string' || parseHostPort(peer) === null) throw new ApiError('BAD_REQUEST', 'add needs "peer": "host:port"');
+      if (typeof client !== 'string' || !/^https?:\/\/[^/\s]+$/.test(client)) throw new ApiError('BAD_REQUEST', 'add needs "client": "http://host:port"');
+      return { type: 'addLearner', node: id, address: { peer, client } };
+    }
+    case 'promote':
+    case 'remove':
+      if (peer !== undefined || client !== undefined) throw new ApiError('BAD_REQUEST', `${action} takes only an id`);
+      return action === 'promote' ? { type: 'promoteLearner', node: id } : { type: 'removeNode', node: id };
+    default:
+      throw new ApiError('BAD_REQUEST', 'action must be one of add, promote, remove');
+  }
 }
 
 function parseBatch(body: unknown): UserOp[] {

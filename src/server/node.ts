@@ -29,7 +29,7 @@ import {
   type RowOp, type StoredDocument,
 } from '../documents/index.ts';
 import { ApiError, type ErrorCode } from './errors.ts';
-import type { NodeConfig } from './config.ts';
+import { parseHostPort, type NodeConfig } from './config.ts';
 
 export interface NodeLogStorage extends ReplicaStorage {
   load(): PersistentState | null;
@@ -47,6 +47,8 @@ export interface NodeDocumentStore extends DocumentStore {
 export interface PeerTransportPort {
   send(message: Message): void;
   isConnected?(peer: NodeId): boolean;
+  /** Learns (or updates) how to reach a peer: new members arrive through membership entries. */
+  setPeer?(peer: { readonly id: NodeId; readonly host: string; readonly port: number }): void;
 }
 
 export type AckLevel = 'leader' | 'majority' | 'all';
@@ -352,6 +354,7 @@ export class UnderstudyNode {
       this.lastLeader = core.leaderId;
     }
     this.lastTerm = core.term;
+    this.syncPeers();
     if (core.role === 'leader') {
       this.lastLeaderContact = this.monotonicMs();
       this.noteAppendTimes();
@@ -390,7 +393,21 @@ export class UnderstudyNode {
 
   private leaderClientUrl(leaderId: NodeId | null): string | null {
     if (leaderId === null) return null;
-    return this.config.members.find((member) => member.id === leaderId)?.client ?? null;
+    return this.replicaValue?.core.membership.addresses?.[leaderId]?.client
+      ?? this.config.members.find((member) => member.id === leaderId)?.client ?? null;
+  }
+
+  private knownMembership: Membership | null = null;
+
+  /** A membership entry may name new members' addresses: tell the transport about them. */
+  private syncPeers(): void {
+    const membership = this.core.membership;
+    if (membership === this.knownMembership) return;
+    this.knownMembership = membership;
+    for (const [id, address] of Object.entries(membership.addresses ?? {})) {
+      const parsed = parseHostPort(address.peer);
+      if (parsed !== null && id !== this.id) this.deps.transport.setPeer?.({ id, host: parsed.host, port: parsed.port });
+    }
   }
 
   private requireLeader(): void {
@@ -727,6 +744,22 @@ export class UnderstudyNode {
 
   async changeMembership(change: MembershipChange, timeoutMs: number): Promise<LogIndex> {
     this.requireLeader();
+    const membership = this.core.membership;
+    if (change.type === 'promoteLearner') {
+      const progress = this.core.progressOf(change.node);
+      const behind = progress === undefined ? null : this.core.lastIndex - progress.match;
+      if (behind === null || behind > 100) {
+        throw new ApiError('BAD_REQUEST', `${change.node} is not caught up (${behind ?? 'unknown'} entries behind); promote it once its lag is small`, { lagEntries: behind });
+      }
+    }
+    if (change.type === 'removeNode' && membership.voters.includes(change.node)) {
+      const remaining = membership.voters.filter((voter) => voter !== change.node);
+      const unreachable = new Set(this.unreachableVoters());
+      const reachable = remaining.filter((voter) => !unreachable.has(voter)).length;
+      if (reachable < Math.floor(remaining.length / 2) + 1) {
+        throw new ApiError('BAD_REQUEST', `removing ${change.node} would leave ${remaining.length} voters of which only ${reachable} are reachable: the cluster would lose its quorum`);
+      }
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new ApiError('TIMEOUT', 'the membership change did not commit in time')), timeoutMs);
       const result = this.replica.proposeMembershipChange(change, (outcome) => {

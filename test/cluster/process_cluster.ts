@@ -85,6 +85,8 @@ export interface ProcessClusterOptions {
 export class ProcessCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'understudy-cluster-'));
   readonly nodes = new Map<string, NodeHandle>();
+  /** Nodes started with --join (no bootstrap voters): they wait to be added. */
+  readonly joining = new Set<string>();
   private readonly config: Record<string, unknown>;
 
   private constructor(config: Record<string, unknown>) {
@@ -116,6 +118,7 @@ export class ProcessCluster {
     writeFileSync(file, JSON.stringify({
       id: node.id, clusterId: 'test', dataDir: join(this.dir, node.id), clientHost, clientPort: Number(clientPort),
       peerHost, peerPort: Number(peerPort), members, secret: 'cluster-test-secret', ...this.config,
+      ...(this.joining.has(node.id) ? { bootstrapVoters: [] } : { bootstrapVoters: [...this.nodes.keys()].filter((id) => !this.joining.has(id)) }),
     }));
     return file;
   }
