@@ -25,6 +25,24 @@ function clamp<C>(backoff: IBackoff<C>, deadline: number): IBackoff<C> {
   };
 }
 
+/**
+ * Hands each delay to `defer` and tells cockatiel to wait 0 ms: the caller sleeps the delay
+ * itself, abortably, at the start of the next attempt. (cockatiel's own retry sleep ignores the
+ * abort signal, so an aborted call or a closed client would otherwise wait it out.)
+ */
+export class DeferredBackoff<C> implements IBackoffFactory<C> {
+  constructor(private readonly inner: IBackoffFactory<C>, private readonly defer: (delayMs: number) => void) {}
+
+  next(context: C): IBackoff<C> {
+    return deferred(this.inner.next(context), this.defer);
+  }
+}
+
+function deferred<C>(backoff: IBackoff<C>, defer: (delayMs: number) => void): IBackoff<C> {
+  defer(backoff.duration);
+  return { duration: 0, next: (context: C) => deferred(backoff.next(context), defer) };
+}
+
 /** One full-jitter delay for the n-th retry (n from 0), for loops that are not cockatiel policies. */
 export function fullJitterDelay(retry: number, initialDelayMs: number, maxDelayMs: number): number {
   const [delay] = fullJitterGenerator(retry, { generator: fullJitterGenerator, initialDelay: initialDelayMs, maxDelay: maxDelayMs, exponent: 2 });

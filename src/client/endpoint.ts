@@ -39,6 +39,8 @@ export interface NodeState {
 /**
  * A failure below HTTP: no response. `sent` is false when the request certainly never reached the
  * server (connection refused, connect timeout), true when it may have (reset, timeout).
+ * `blamesNode` is false for an attempt that timed out only because its call had almost no time
+ * left: that says nothing about the node, so it does not count against its breaker.
  */
 export class TransportError extends Error {
   override name = 'TransportError';
@@ -48,8 +50,20 @@ export class TransportError extends Error {
     readonly sent: boolean,
     readonly endpoint: Endpoint,
     cause?: unknown,
+    readonly blamesNode = true,
   ) {
     super(message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** A node gets this long (or the whole attempt timeout, if shorter) before a timeout is its fault. */
+const FAIR_ATTEMPT_MS = 250;
+
+/** The attempt's time ran out while it waited for a bulkhead slot: it was never sent. */
+export class QueueTimeoutError extends Error {
+  override name = 'QueueTimeoutError';
+  constructor(readonly endpoint: Endpoint, waitedMs: number) {
+    super(`waited ${Math.round(waitedMs)} ms for a free slot on ${endpoint.label} and ran out of time; the request was not sent`);
   }
 }
 
@@ -123,7 +137,7 @@ export class Endpoint {
       connectTimeout: Math.min(options.attemptTimeoutMs, 10_000),
     });
     this.bulkheadPolicy = bulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueue);
-    this.breakerPolicy = circuitBreaker(handleWhen((error) => error instanceof TransportError), {
+    this.breakerPolicy = circuitBreaker(handleWhen((error) => error instanceof TransportError && error.blamesNode), {
       halfOpenAfter: options.breaker.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(options.breaker.failureThreshold),
     });
@@ -171,12 +185,21 @@ export class Endpoint {
   }
 
   /**
-   * Sends one request: waits for a bulkhead slot, passes the breaker, and reads the whole body.
-   * Throws TransportError, CallAbortedError, BrokenCircuitError (cockatiel) or BulkheadRejectedError.
+   * Sends one request: waits for a bulkhead slot, passes the breaker, and reads the whole body,
+   * all before `deadline` (a performance.now() time). The request is built once a slot is free,
+   * from the time left then, so a wait in the queue is not also granted to the server.
+   * Throws TransportError, QueueTimeoutError, CallAbortedError, BrokenCircuitError (cockatiel)
+   * or BulkheadRejectedError.
    */
-  async send(request: HttpRequest, timeoutMs: number, signal: AbortSignal): Promise<HttpResponse> {
+  async send(build: HttpRequest | ((timeLeftMs: number) => HttpRequest), deadline: number, signal: AbortSignal): Promise<HttpResponse> {
+    const queuedAt = performance.now();
+    const run = (): Promise<HttpResponse> => {
+      const timeLeft = deadline - performance.now();
+      if (timeLeft < 1) throw new QueueTimeoutError(this, performance.now() - queuedAt);
+      return this.exchange(typeof build === 'function' ? build(timeLeft) : build, timeLeft, signal);
+    };
     try {
-      return await this.bulkheadPolicy.execute(() => this.breakerPolicy.execute(() => this.exchange(request, timeoutMs, signal), signal), signal);
+      return await this.bulkheadPolicy.execute(() => this.breakerPolicy.execute(run, signal), signal);
     } catch (error) {
       if (error instanceof CockatielBulkheadRejected) {
         throw new BulkheadRejectedError({
@@ -223,7 +246,7 @@ export class Endpoint {
     } catch (error) {
       if (controller.signal.aborted && controller.signal.reason !== timedOut) throw new CallAbortedError(true);
       const failure = this.classify(error, controller.signal.reason === timedOut, timeoutMs);
-      this.hooks.onTransportFailure(this, failure, this.markDown(failure.message));
+      if (failure.blamesNode) this.hooks.onTransportFailure(this, failure, this.markDown(failure.message));
       throw failure;
     } finally {
       clearTimeout(timer);
@@ -233,7 +256,10 @@ export class Endpoint {
   }
 
   private classify(error: unknown, timedOut: boolean, timeoutMs: number): TransportError {
-    if (timedOut) return new TransportError(`${this.label} did not answer within ${Math.round(timeoutMs)} ms`, 'timeout', true, this, error);
+    if (timedOut) {
+      const fair = timeoutMs >= Math.min(this.options.attemptTimeoutMs, FAIR_ATTEMPT_MS);
+      return new TransportError(`${this.label} did not answer within ${Math.round(timeoutMs)} ms${fair ? '' : " (the call's budget was nearly spent)"}`, 'timeout', true, this, error, fair);
+    }
     const code = errorCode(error);
     const message = `${this.label}: ${(error as Error).message ?? String(error)}${code === undefined ? '' : ` (${code})`}`;
     if (code !== undefined && CONNECT_CODES.has(code)) return new TransportError(message, 'connect', false, this, error);

@@ -133,10 +133,12 @@ export function normaliseSeed(seed: string, defaultScheme: 'http' | 'https' = 'h
   } catch {
     throw invalid(`seed '${seed}' is not host:port or http(s)://host:port`);
   }
-  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.port === '') {
+  // WHATWG URL drops a default port (:80, :443); an explicit port is required, so keep it.
+  const explicitPort = /:(\d{1,5})$/.exec(withScheme.replace(/^https?:\/\//i, ''))?.[1];
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || explicitPort === undefined) {
     throw invalid(`seed '${seed}' must be host:port (with an explicit port) and nothing else`);
   }
-  return `${url.protocol}//${url.host}`;
+  return `${url.protocol}//${url.hostname}:${Number(explicitPort)}`;
 }
 
 /** Parses `understudy://h1:p1,h2:p2?token=...&ack=...` (or `understudys://` for https). */

@@ -26,8 +26,12 @@ export interface TopologyPorts {
 export class Topology {
   /** Every endpoint by normalised URL (seeds and members). */
   private readonly endpoints = new Map<string, Endpoint>();
-  /** Node id -> its client URL as the cluster's member list says (the canonical endpoint). */
+  /**
+   * Node id -> the client URL calls go to: the URL on which the node itself answered (verified),
+   * else the one the cluster's member list advertises.
+   */
   private readonly canonical = new Map<string, string>();
+  private readonly verified = new Set<string>();
   private readonly seeds: readonly string[];
   private refreshing: Promise<void> | null = null;
   private lastLeaderId: string | null = null;
@@ -71,10 +75,6 @@ export class Topology {
     }
   }
 
-  idOf(endpoint: Endpoint): string | null {
-    return endpoint.id;
-  }
-
   leaderEndpoint(): Endpoint | null {
     if (this.leaderId === null) return null;
     const url = this.canonical.get(this.leaderId);
@@ -85,21 +85,32 @@ export class Topology {
     return this.leaderEndpoint()?.usable() ?? false;
   }
 
-  private assign(endpoint: Endpoint, id: string, canonical: boolean): void {
-    endpoint.id = id;
-    if (canonical || !this.canonical.has(id)) this.canonical.set(id, endpoint.url);
+  /**
+   * `self`: the node answered on this URL with its own id, so the URL works (this wins over an
+   * advertised one, which may not be reachable from here: NAT, containers). `advertised`: a
+   * member list or leader hint names the URL.
+   */
+  private assign(endpoint: Endpoint, id: string, source: 'self' | 'advertised'): void {
+    if (source === 'self') {
+      endpoint.id = id;
+      this.canonical.set(id, endpoint.url);
+      this.verified.add(id);
+    } else if (!this.verified.has(id)) {
+      endpoint.id ??= id;
+      this.canonical.set(id, endpoint.url);
+    }
   }
 
   /** Learns members and (term-fenced) leadership from one node's view. */
   observe(view: ClusterView, from: Endpoint): void {
-    if (typeof view.id === 'string') this.assign(from, view.id, false);
+    if (typeof view.id === 'string') this.assign(from, view.id, 'self');
     for (const member of Array.isArray(view.members) ? view.members : []) {
       if (typeof member.id === 'string' && typeof member.client === 'string' && member.client !== '') {
-        this.assign(this.endpoint(member.client), member.id, true);
+        this.assign(this.endpoint(member.client), member.id, 'advertised');
       }
     }
     if (typeof view.leaderId === 'string' && typeof view.leaderClientUrl === 'string' && !this.canonical.has(view.leaderId)) {
-      this.assign(this.endpoint(view.leaderClientUrl), view.leaderId, true);
+      this.assign(this.endpoint(view.leaderClientUrl), view.leaderId, 'advertised');
     }
     if (typeof view.term !== 'number') return;
     if (view.term > this.term) {

@@ -58,7 +58,12 @@ export interface WriteResult {
   readonly ack: AckLevel;
   readonly index: number;
   readonly term: number;
-  /** True when the server answered from an earlier attempt with the same Idempotency-Key. */
+  /**
+   * True when the server answered from the record of an earlier request with the same
+   * Idempotency-Key instead of applying again: an earlier attempt of this same call (when
+   * `attempts > 1`, typically the attempt in flight at a failover, which did apply) or, with a
+   * key you passed, an earlier call. Either way the write applied exactly once.
+   */
   readonly duplicate: boolean;
   /** Pass to a session read (or use `client.session()`) to read this write from any node. */
   readonly sessionToken: string;

@@ -221,7 +221,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
         bodyTimeout: options.writeTimeoutMs + 1_000,
       });
     } catch (error) {
-      // The request may or may not have reached the leader: its outcome is unknown.
+      // A refused or timed-out connect never reached the leader: definitely not applied.
+      const code = (error as { code?: string }).code;
+      if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+        throw new ApiError('NOT_LEADER', `the leader at ${leaderUrl} could not be reached (${code}); the write was not applied`, { leaderUrl, retryAfterMs: 100 });
+      }
+      // Otherwise the request may or may not have reached the leader: its outcome is unknown.
       throw new ApiError('OUTCOME_UNKNOWN', `forwarding to the leader failed: ${(error as Error).message}; retry with the same Idempotency-Key`, { retryAfterMs: 100 });
     }
     const text = await response.body.text();
