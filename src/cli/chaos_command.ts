@@ -4,7 +4,7 @@
  * history and prints the report. Exit code 0 when every check passes, 1 when one fails, 3 when
  * one is unknown (e.g. the linearizability search ran out of budget), 2 on a usage or harness error.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { PLANTED_BUGS } from '../server/config.ts';
 import { parseFaultList, type FaultType } from '../chaos/faults.ts';
 import { runChaos, type ChaosOptions, type WorkloadKind } from '../chaos/runner.ts';
@@ -81,6 +81,7 @@ interface ChaosFlags {
   tickMs?: number;
   electionTicks?: number;
   json?: boolean;
+  probe: boolean;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -89,7 +90,7 @@ export function registerChaosCommand(program: Command): Command {
   return program.command('chaos')
     .description('fault-injection suite: run a local cluster of real processes under faults, record a history, check it, report')
     .option('--duration <seconds>', 'how long the workload runs', seconds, 60)
-    .option('--faults <list>', `comma-separated fault types, or all / none (${parseFaultList('all').join(', ')})`, faults, parseFaultList('all'))
+    .addOption(new Option('--faults <list>', `comma-separated fault types, or all / none (${parseFaultList('all').join(', ')})`).argParser(faults).default(parseFaultList('all'), 'all'))
     .option('--ack <level>', 'acknowledgement level of every write: leader, majority, all', choice(['leader', 'majority', 'all'] as const), 'majority')
     .option('--workload <kind>', 'register, set or both', choice(['register', 'set', 'both'] as const), 'both')
     .option('--seed <n>', 'seed of the fault schedule and workload choices (default: random, printed)', nonNegativeInt)
@@ -103,11 +104,12 @@ export function registerChaosCommand(program: Command): Command {
     .option('--reads <fraction>', 'fraction of register ops that are reads', fraction, 0.5)
     .option('--writes <fraction>', 'fraction of register ops that are writes (the rest are cas)', fraction, 0.25)
     .option('--op-timeout <ms>', 'client timeout of one op (an add retries for twice this)', positiveInt, 5_000)
-    .option('--hold <min-max>', 'how long each fault lasts, ms', range, [1_500, 4_000] as [number, number])
-    .option('--gap <min-max>', 'quiet time before each fault, ms', range, [1_500, 3_000] as [number, number])
+    .addOption(new Option('--hold <min-max>', 'how long each fault lasts, ms').argParser(range).default([1_500, 4_000], '1500-4000'))
+    .addOption(new Option('--gap <min-max>', 'quiet time before each fault, ms').argParser(range).default([1_500, 3_000], '1500-3000'))
     .option('--check-time <seconds>', 'time budget of the linearizability check', seconds, 120)
     .option('--tick-ms <ms>', 'node tick length (node config tickMs)', positiveInt)
     .option('--election-ticks <n>', 'node election timeout in ticks (node config electionTimeoutTicks)', positiveInt)
+    .option('--no-probe', 'do not run the probe writer (a leader-tracking client with a 1 s timeout that makes RTO measure the cluster)')
     .option('--json', 'print the report as JSON instead of the table')
     .option('--verbose', 'log every failed or uncertain client answer')
     .option('--quiet', 'no progress lines')
@@ -139,6 +141,7 @@ export function registerChaosCommand(program: Command): Command {
         checkTimeLimitMs: Math.round(flags.checkTime * 1000),
         nodeConfig,
         verbose: flags.verbose === true,
+        probe: flags.probe,
         log: flags.quiet === true ? () => undefined : (line) => process.stderr.write(`${line}\n`),
         ...(flags.seed === undefined ? {} : { seed: flags.seed }),
       };

@@ -8,6 +8,7 @@ import { DEFAULTS, PLANTED_BUGS, parseHostPort, type MemberAddress, type NodeCon
 import type { PlantedBug } from '../consensus/config.ts';
 import { runDevCluster } from './dev_cluster.ts';
 import { CliError, registerAdminCommands } from './admin_commands.ts';
+import { registerChaosCommand } from './chaos_command.ts';
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -153,6 +154,8 @@ program.command('dev')
   .action(async (flags: { data: string; basePort: number; nodes: number }) => {
     await runDevCluster(flags);
   });
+
+registerChaosCommand(program);
 
 registerAdminCommands(program, async (action) => {
   try {
