@@ -194,6 +194,10 @@ export class ChaosCluster {
       node.child = child;
       node.state = 'running';
       node.starts++;
+      // A spawn failure arrives as an event; without a listener it would crash the runner.
+      child.on('error', (error) => {
+        node.unexpectedExits.push({ at: new Date().toISOString(), code: null, signal: null, lastLines: `spawn failed: ${error.message}` });
+      });
       child.once('exit', (code, signal) => {
         if (!this.expectedExits.has(child) && !this.stopped) {
           const exit = { at: new Date().toISOString(), code, signal, lastLines: this.tail(id, 5) };

@@ -60,7 +60,9 @@ export interface Availability {
   readonly ok: number;
   readonly fail: number;
   readonly info: number;
-  /** ok / attempted */
+  /** Register writes and cas answered 202 under ack=leader (info in the history, see workloads.ts ACCEPTED). */
+  readonly accepted: number;
+  /** (ok + accepted) / attempted: the fraction of ops that got a success answer. */
   readonly ratio: number | null;
   /** Cas ops that read another value than expected and so did not write: a correct answer, not an outage. */
   readonly casMismatches: number;
@@ -109,6 +111,12 @@ export interface ChaosReport {
     /** Count of each kind of unsuccessful answer a client got ("<f> <status> <code>" or "<f> timeout|reset|refused"). */
     readonly unsuccessfulAnswers: Record<string, number>;
   };
+  /**
+   * The chaos process's own event-loop delay (the proxies run on it: a stall there delays every
+   * peer link). `perSecondMaxMs`: stats of the worst delay of each second; `stalls`: the seconds
+   * (history ms) whose worst delay exceeded 100 ms.
+   */
+  readonly harness: { readonly perSecondMaxMs: Stats; readonly stalls: readonly { t: number; maxMs: number }[] } | null;
   readonly notes: readonly string[];
 }
 
@@ -150,7 +158,7 @@ export function computeFaultMetrics(
 
     let clientDetect: number | null = null;
     for (const op of clientOps) {
-      if (op.outcome === 'ok' || op.completeTime === null || isMismatch(op)) continue;
+      if (isSuccess(op) || op.completeTime === null || isMismatch(op)) continue;
       const t = op.completeTime / NS_PER_MS;
       if (inWindow(t) && (clientDetect === null || t < clientDetect)) clientDetect = t;
     }
@@ -178,8 +186,8 @@ export function computeFaultMetrics(
       const invoked = op.invokeTime / NS_PER_MS;
       if (!inWindow(invoked)) continue;
       count++;
-      if (op.outcome === 'ok') okCount++;
-      if (op.outcome !== 'ok' || !WRITE_FUNCTIONS.has(op.f) || op.completeTime === null) continue;
+      if (isSuccess(op)) okCount++;
+      if (!isSuccess(op) || !WRITE_FUNCTIONS.has(op.f) || op.completeTime === null) continue;
       const done = op.completeTime / NS_PER_MS;
       if (done < end && (rto === null || done - start < rto)) rto = done - start;
     }
@@ -204,6 +212,16 @@ export function isMismatch(op: PairedOp): boolean {
   return op.f === 'cas' && op.outcome === 'fail' && (op.error ?? '').startsWith('mismatch');
 }
 
+/** A register write or cas answered 202 under ack=leader: info in the history, but acknowledged. */
+export function isAccepted(op: PairedOp): boolean {
+  return op.outcome === 'info' && (op.error ?? '').startsWith('202 accepted');
+}
+
+/** The client got a success answer: ok, or accepted (202 under ack=leader). */
+export function isSuccess(op: PairedOp): boolean {
+  return op.outcome === 'ok' || isAccepted(op);
+}
+
 export function computeAvailability(ops: readonly PairedOp[], workloadStartMs: number, workloadEndMs: number, windowMs = 1_000): Availability {
   const clientOps = ops.filter((op) => op.f !== 'read-all');
   const casMismatches = clientOps.filter(isMismatch).length;
@@ -214,6 +232,7 @@ export function computeAvailability(ops: readonly PairedOp[], workloadStartMs: n
   let info = 0;
   const windows = Math.max(1, Math.ceil((workloadEndMs - workloadStartMs) / windowMs));
   const withWrite = new Set<number>();
+  let accepted = 0;
   for (const op of clientOps) {
     const entry = (byFunction[op.f] ??= { attempted: 0, ok: 0, fail: 0, info: 0 });
     entry.attempted++;
@@ -221,7 +240,8 @@ export function computeAvailability(ops: readonly PairedOp[], workloadStartMs: n
     if (op.outcome === 'ok') ok++;
     else if (op.outcome === 'fail') fail++;
     else info++;
-    if (op.outcome === 'ok' && op.completeTime !== null) {
+    if (isAccepted(op)) accepted++;
+    if (isSuccess(op) && op.completeTime !== null) {
       let list = latencies.get(op.f);
       if (list === undefined) latencies.set(op.f, (list = []));
       list.push((op.completeTime - op.invokeTime) / NS_PER_MS);
@@ -238,10 +258,10 @@ export function computeAvailability(ops: readonly PairedOp[], workloadStartMs: n
   }
   const attempted = clientOps.length;
   return {
-    attempted, ok, fail, info,
-    ratio: attempted === 0 ? null : ok / attempted,
+    attempted, ok, fail, info, accepted,
+    ratio: attempted === 0 ? null : (ok + accepted) / attempted,
     casMismatches,
-    answeredRatio: attempted === 0 ? null : (ok + casMismatches) / attempted,
+    answeredRatio: attempted === 0 ? null : (ok + accepted + casMismatches) / attempted,
     byFunction, windowMs, windows, windowsWithWrite: withWrite.size,
     windowRatio: withWrite.size / windows,
     latencyMs,
@@ -270,6 +290,8 @@ export interface ReportInput {
   readonly originEpochMs?: number;
   /** Count of each kind of unsuccessful answer, e.g. "write 503 NO_LEADER". */
   readonly answers?: Record<string, number>;
+  /** The runner's own event-loop delay: the worst of every second, and the seconds above 100 ms. */
+  readonly harness?: { readonly loopDelayPerSecondMs: readonly number[]; readonly stalls: readonly { t: number; maxMs: number }[] };
 }
 
 export function buildReport(input: ReportInput): ChaosReport {
@@ -312,8 +334,17 @@ export function buildReport(input: ReportInput): ChaosReport {
       availability: computeAvailability(ops, input.workloadStartMs, input.workloadEndMs),
       unsuccessfulAnswers: input.answers ?? {},
     },
+    harness: input.harness === undefined ? null : {
+      perSecondMaxMs: roundStats(stats(input.harness.loopDelayPerSecondMs)),
+      stalls: input.harness.stalls,
+    },
     notes: input.notes ?? [],
   };
+}
+
+function roundStats(s: Stats): Stats {
+  const r = (value: number | null): number | null => (value === null ? null : round(value));
+  return { count: s.count, p50: r(s.p50), p99: r(s.p99), max: r(s.max), mean: r(s.mean) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,16 +419,20 @@ export function renderReport(report: ChaosReport, options: { faultRowsMax?: numb
   lines.push('');
   const a = s.availability;
   lines.push('Availability');
-  lines.push(`  ops ok / attempted: ${a.ok} / ${a.attempted} = ${pct(a.ratio)} (fail ${a.fail}, info ${a.info})`);
-  lines.push(`  answered (ok, or a cas that found another value: ${a.casMismatches}) / attempted: ${pct(a.answeredRatio)}`);
+  lines.push(`  ops successful / attempted: ${a.ok + a.accepted} / ${a.attempted} = ${pct(a.ratio)} (ok ${a.ok}${a.accepted > 0 ? `, accepted 202 ${a.accepted}` : ''}, fail ${a.fail}, info ${a.info}${a.accepted > 0 ? ' including the accepted' : ''})`);
+  lines.push(`  answered (success, or a cas that found another value: ${a.casMismatches}) / attempted: ${pct(a.answeredRatio)}`);
   for (const [f, entry] of Object.entries(a.byFunction)) {
     const latency = a.latencyMs[f];
-    lines.push(`    ${f.padEnd(6)} ${entry.ok} / ${entry.attempted} ok (fail ${entry.fail}, info ${entry.info}); ok latency p50 ${ms(latency?.p50 ?? null)} ms, p99 ${ms(latency?.p99 ?? null)} ms`);
+    lines.push(`    ${f.padEnd(6)} ${entry.ok} / ${entry.attempted} ok (fail ${entry.fail}, info ${entry.info}); success latency p50 ${ms(latency?.p50 ?? null)} ms, p99 ${ms(latency?.p99 ?? null)} ms`);
   }
   lines.push(`  ${a.windowMs} ms windows with a successful write: ${a.windowsWithWrite} / ${a.windows} = ${pct(a.windowRatio)}`);
   lines.push(`  acknowledged writes lost (RPO): ${s.lostWrites}${s.lostWritesBeforeFirstFault > 0 ? ` (${s.lostWritesBeforeFirstFault} before the first fault)` : ''}`);
   const top = Object.entries(s.unsuccessfulAnswers).slice(0, 8).map(([what, count]) => `${what} ×${count}`);
   if (top.length > 0) lines.push(`  most frequent unsuccessful answers: ${top.join(', ')}`);
+  if (report.harness !== null) {
+    const h = report.harness;
+    lines.push(`  harness event loop (carries the proxies): worst delay per second p50 ${ms(h.perSecondMaxMs.p50)} ms, p99 ${ms(h.perSecondMaxMs.p99)} ms, max ${ms(h.perSecondMaxMs.max)} ms; ${h.stalls.length} seconds above 100 ms${h.stalls.length > 0 ? ` (at ${h.stalls.slice(0, 10).map((stall) => `${Math.round(stall.t / 1000)}s: ${stall.maxMs} ms`).join(', ')}${h.stalls.length > 10 ? ', ...' : ''})` : ''}`);
+  }
   if (lin.verdict !== 'pass' && lin.explanation !== '') {
     lines.push('');
     lines.push('Linearizability');

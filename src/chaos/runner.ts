@@ -8,6 +8,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { Prng } from '../shared/prng.ts';
 import { checkDuplicates, checkProcesses, checkRegisterHistory, checkSetHistory } from './checks.ts';
@@ -118,11 +119,26 @@ export async function runChaos(input: Partial<ChaosOptions>): Promise<ChaosResul
   const killChildren = (): void => cluster?.killAllNow();
   const onSignal = (signal: NodeJS.Signals): void => {
     killChildren();
+    if (cluster !== null) rmSync(cluster.dataDir, { recursive: true, force: true });
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.on('exit', killChildren);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+
+  // The proxies run on this process's event loop: if it stalls, every peer link stalls with it and
+  // elections follow that are the harness's doing. Record the worst delay of every second.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const loopDelayPerSecond: number[] = [];
+  const stalls: { t: number; maxMs: number }[] = [];
+  const loopSampler = setInterval(() => {
+    const maxMs = loopDelay.max / 1e6;
+    loopDelayPerSecond.push(maxMs);
+    if (maxMs > 100) stalls.push({ t: Math.round(recorder.nowMs()), maxMs: Math.round(maxMs) });
+    loopDelay.reset();
+  }, 1_000);
+  loopSampler.unref();
 
   const faults: FaultRecord[] = [];
   const notes: string[] = [];
@@ -165,7 +181,7 @@ export async function runChaos(input: Partial<ChaosOptions>): Promise<ChaosResul
     }, random.fork('set'));
     const monitorRef = monitor;
     probe = options.probe ? new ProbeWriter(context, {
-      process: PROBE_PROCESS, collection: REGISTER_COLLECTION, opsPerKey: options.opsPerKey, timeoutMs: 1_000, intervalMs: 20,
+      firstProcess: PROBE_PROCESS, processes: 4, collection: REGISTER_COLLECTION, opsPerKey: options.opsPerKey, timeoutMs: 1_000, intervalMs: 20,
     }, () => monitorRef.leader()?.id ?? null, random.fork('probe')) : null;
     workloadStartMs = recorder.nowMs();
     register?.start();
@@ -200,7 +216,10 @@ export async function runChaos(input: Partial<ChaosOptions>): Promise<ChaosResul
         cutLinks: injected.cutLinks, leaderBefore: injected.leaderBefore, termBefore: injected.termBefore, holdMs: planned.holdMs,
         injectedAtMs: Math.round(injectedAtMs * 10) / 10, healedAtMs: Math.round(healedAtMs * 10) / 10,
       });
-      // Let the cluster settle (bounded) before the next gap starts counting.
+      // Let the cluster settle (bounded) before the next gap starts counting: every node serving
+      // again (a restarted process takes a few seconds) and a leader visible, so that each fault
+      // hits a whole cluster and its measurements are its own.
+      if (!(await cluster.waitForAllUp(15_000))) log('chaos: not every node answered within 15 s after healing');
       const settled = await monitor.waitForLeader(10_000);
       if (settled === null) log('chaos: no leader visible 10 s after healing');
     }
@@ -220,12 +239,21 @@ export async function runChaos(input: Partial<ChaosOptions>): Promise<ChaosResul
     }
     await monitor.stop();
   } catch (error) {
+    // Keep what was recorded: a harness failure mid-run should still leave its history behind.
+    try {
+      writeHistory(join(outDir, 'history.jsonl'), recorder.events);
+    } catch {
+      // best effort
+    }
     if (cluster !== null) {
       const tails = cluster.ids().map((id) => `--- ${id}\n${cluster?.tail(id, 30)}`).join('\n');
       (error as Error).message += `\nnode log tails:\n${tails}`;
     }
+    (error as Error).message += `\nhistory and node logs kept in ${outDir}`;
     throw error;
   } finally {
+    clearInterval(loopSampler);
+    loopDelay.disable();
     await monitor?.stop();
     if (cluster !== null) await cluster.stopAll();
     await http.close();
@@ -262,6 +290,7 @@ export async function runChaos(input: Partial<ChaosOptions>): Promise<ChaosResul
     checks,
     notes,
     originEpochMs,
+    harness: { loopDelayPerSecondMs: loopDelayPerSecond, stalls },
     answers: Object.fromEntries([...answers].sort((a, b) => b[1] - a[1])),
   });
   const text = renderReport(report);

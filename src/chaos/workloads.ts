@@ -31,6 +31,25 @@ import { classifyWrite, describeAnswer, type HttpAnswer, type HttpClient } from 
 /** The `error` annotation of a cas that did not write because the value was not the expected one. */
 export const MISMATCH = 'mismatch';
 
+/**
+ * The `error` annotation of a register write or cas answered `202 Accepted` (ack=leader): the
+ * leader stored it but it has not taken effect (docs/api.md: not yet replicated, committed or
+ * applied; conditions not yet evaluated), and it never will if the leader fails first. In the
+ * register history it is `info` — it may take effect later or never — so the linearizability
+ * check tests what ack=leader promises. Reports count it as an acknowledged write; set adds
+ * answered 202 are `ok`, and the set check counts those that were lost.
+ */
+export const ACCEPTED = '202 accepted';
+
+/** A register write's outcome: a 202 is info (see ACCEPTED). */
+function registerWriteOutcome(answer: HttpAnswer): { verdict: 'ok' | 'fail' | 'info'; error: string } {
+  const verdict = classifyWrite(answer);
+  if (verdict === 'ok' && answer.kind === 'response' && answer.status === 202) {
+    return { verdict: 'info', error: `${ACCEPTED} (ack=leader): takes effect later, or never if the leader fails first` };
+  }
+  return { verdict, error: describeAnswer(answer) };
+}
+
 export type AckLevel = 'leader' | 'majority' | 'all';
 
 export interface WorkloadContext {
@@ -190,9 +209,9 @@ export class RegisterWorkload {
       return false;
     }
     const answer = await http.call('PUT', `${this.url(target, key)}?ack=${ack}&timeoutMs=${serverTimeout(opTimeoutMs)}`, { body: { v: value }, timeoutMs: opTimeoutMs });
-    const verdict = classifyWrite(answer);
-    if (verdict !== 'ok') this.ctx.onAnswer?.(`write ${key} @${target.id}`, answer);
-    recorder.complete(op, verdict, null, describeAnswer(answer));
+    const { verdict, error } = registerWriteOutcome(answer);
+    if (classifyWrite(answer) !== 'ok') this.ctx.onAnswer?.(`write ${key} @${target.id}`, answer);
+    recorder.complete(op, verdict, null, error);
     return verdict === 'ok';
   }
 
@@ -224,12 +243,11 @@ export class RegisterWorkload {
     const remaining = Math.max(1, opTimeoutMs - (Date.now() - started));
     const headers: Record<string, string> = current.version === null ? { 'if-none-match': '*' } : { 'if-match': `"${current.version}"` };
     const answer = await http.call('PUT', `${this.url(target, key)}?ack=${ack}&timeoutMs=${serverTimeout(remaining)}`, { body: { v: value }, headers, timeoutMs: remaining });
-    let verdict = classifyWrite(answer);
-    // ack=leader answers 202 before the condition is evaluated: whether it applied is unknown.
-    if (verdict === 'ok' && answer.kind === 'response' && answer.status === 202) verdict = 'info';
-    if (verdict !== 'ok') this.ctx.onAnswer?.(`cas ${key} @${target.id}`, answer);
+    // ack=leader answers 202 before the condition is evaluated: whether it applies is unknown.
+    const { verdict, error } = registerWriteOutcome(answer);
+    if (classifyWrite(answer) !== 'ok') this.ctx.onAnswer?.(`cas ${key} @${target.id}`, answer);
     const precondition = answer.kind === 'response' && answer.status === 412;
-    recorder.complete(op, verdict, null, precondition ? `${MISMATCH} (${describeAnswer(answer)})` : verdict === 'info' && answer.kind === 'response' && answer.status === 202 ? '202 accepted: condition not yet evaluated' : describeAnswer(answer));
+    recorder.complete(op, verdict, null, precondition ? `${MISMATCH} (${describeAnswer(answer)})` : error);
     if (verdict === 'ok') return { kind: 'ok' };
     // A 412 is the other kind of mismatch: the version moved on between the read and the write.
     if (precondition) {
@@ -359,25 +377,30 @@ export async function listAll(http: HttpClient, baseUrl: string, collection: str
 }
 
 export interface ProbeOptions {
-  readonly process: number;
+  /** First process number; the probe runs `processes` staggered processes. */
+  readonly firstProcess: number;
+  readonly processes: number;
   readonly collection: string;
   /** Ops on one probe key before moving to a fresh one (keeps each key's history small). */
   readonly opsPerKey: number;
   readonly timeoutMs: number;
+  /** Time between two writes of the probe as a whole; each process writes every intervalMs * processes. */
   readonly intervalMs: number;
 }
 
 /**
- * The probe: one more register client that only writes, every `intervalMs`, to the node the
- * monitor currently sees as leader (a random node when none is known), with a short timeout. The
- * other clients pick nodes at random and hang on a frozen node like real clients would; the probe
- * behaves like a client that tracks the leader, so the first successful write after a fault (RTO)
- * measures the cluster, not clients stuck on a paused process. Its ops are ordinary register ops
- * in the history (keys `p0`, `p1`, ...) and are checked like the others.
+ * The probe: a few more register clients that only write, to the node the monitor currently sees
+ * as leader (a random node when none is known), with a short timeout. The other clients pick
+ * nodes at random and hang on a frozen node like real clients would; the probe behaves like a
+ * client that tracks the leader, so the first successful write after a fault (RTO) measures the
+ * cluster, not clients stuck on a paused process. Its processes are staggered (one starts a write
+ * every `intervalMs`), so one of them stuck on a frozen leader until its timeout does not hide
+ * the others' success with the new leader. Their ops are ordinary register ops in the history
+ * (keys `p<process>-<n>`) and are checked like the others.
  */
 export class ProbeWriter {
   private running = false;
-  private loopPromise: Promise<void> = Promise.resolve();
+  private loops: Promise<void>[] = [];
 
   constructor(
     private readonly ctx: WorkloadContext,
@@ -388,20 +411,23 @@ export class ProbeWriter {
 
   start(): void {
     this.running = true;
-    this.loopPromise = this.loop();
+    this.loops = Array.from({ length: this.options.processes }, (_, i) => this.loop(this.options.firstProcess + i, i));
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    await this.loopPromise;
+    await Promise.all(this.loops);
   }
 
-  private async loop(): Promise<void> {
+  private async loop(process: number, slot: number): Promise<void> {
     const { recorder, http, ack, cluster } = this.ctx;
+    const period = this.options.intervalMs * this.options.processes;
+    await sleep(slot * this.options.intervalMs);
     for (let seq = 0; this.running; seq++) {
-      const key = `p${Math.floor(seq / this.options.opsPerKey)}`;
-      const value = `probe-${seq}`;
-      const op = recorder.invoke({ process: this.options.process, f: 'write', key, value });
+      const started = Date.now();
+      const key = `p${process}-${Math.floor(seq / this.options.opsPerKey)}`;
+      const value = `probe${process}-${seq}`;
+      const op = recorder.invoke({ process, f: 'write', key, value });
       const hint = this.leaderHint();
       const hinted = hint === null ? null : cluster.reachable().find((node) => node.id === hint) ?? null;
       const target = hinted ?? pickTarget(cluster, this.random);
@@ -410,11 +436,12 @@ export class ProbeWriter {
       } else {
         const url = `${target.clientUrl}/v1/docs/${this.options.collection}/${key}?ack=${ack}&timeoutMs=${serverTimeout(this.options.timeoutMs)}`;
         const answer = await http.call('PUT', url, { body: { v: value }, timeoutMs: this.options.timeoutMs });
-        const verdict = classifyWrite(answer);
-        if (verdict !== 'ok') this.ctx.onAnswer?.(`probe ${key} @${target.id}`, answer);
-        recorder.complete(op, verdict, null, describeAnswer(answer));
+        const { verdict, error } = registerWriteOutcome(answer);
+        if (classifyWrite(answer) !== 'ok') this.ctx.onAnswer?.(`probe ${key} @${target.id}`, answer);
+        recorder.complete(op, verdict, null, error);
       }
-      await sleep(this.options.intervalMs);
+      // Keep the slot: the next write of this process starts one period after this one started.
+      await sleep(period - (Date.now() - started));
     }
   }
 }

@@ -99,6 +99,19 @@ test('report: measurements stay inside each fault window; a fault without a late
   assert.deepEqual(metrics.map((m) => m.lostWrites), [1, 1]);
 });
 
+test('report: under ack=leader a 202-accepted register write (info in the history) counts as a successful write', () => {
+  const accepted = '202 accepted (ack=leader): takes effect later, or never if the leader fails first';
+  const events = history(
+    op(0, 'write', 1_100, 1_150, 'info', { error: accepted }),
+    op(1, 'write', 1_120, 1_200, 'info', { error: 'timeout' }),
+  );
+  const [metrics] = computeFaultMetrics([fault(1, 1_000)], pairChaosOps(events), [], 2_000, []);
+  assert.equal(metrics?.rtoMs, 150);
+  assert.equal(metrics?.detectMs, 200, 'the timeout is a sign of the fault, the 202 is not');
+  const a = computeAvailability(pairChaosOps(events), 1_000, 2_000);
+  assert.deepEqual([a.ok, a.accepted, a.info, a.ratio, a.windowsWithWrite], [0, 1, 2, 0.5, 1]);
+});
+
 test('report: a higher term counts as a new election even when the same node wins (whole-cluster restart)', () => {
   const [metrics] = computeFaultMetrics([fault(1, 1_000)], [], [sample(1_000, 'n1', 'leader', 3, 'n1'), sample(3_500, 'n1', 'leader', 4, 'n1')], 9_000, []);
   assert.equal(metrics?.electMs, 2_500);
