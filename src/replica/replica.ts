@@ -28,6 +28,11 @@ export interface ReplicaStorage {
   persist(ready: Ready, done: (error: Error | null) => void): void;
   /** Durably stores a snapshot this node took of its own state machine, then compacts the log. */
   saveSnapshot(meta: SnapshotMeta, bytes: Uint8Array): void;
+  /**
+   * Optional: saveSnapshot without blocking, ordered with persists. done(null, true) once the
+   * snapshot is durable; done(null, false) if the storage already had one at or past its index.
+   */
+  saveSnapshotAsync?(meta: SnapshotMeta, bytes: Uint8Array, done: (error: Error | null, saved: boolean) => void): void;
   /** A chunk of the latest snapshot, or null when the latest snapshot is not at `index`. */
   readSnapshotChunk(index: LogIndex, offset: number, bytesMax: number): { data: Uint8Array; done: boolean } | null;
   /** The latest durable snapshot (after an install, the one just installed). */
@@ -38,6 +43,11 @@ export interface ReplicaStateMachine<R> {
   /** Deterministic: the same entries in the same order give the same state on every node. */
   apply(entry: Entry): R;
   snapshot(): Uint8Array;
+  /**
+   * Optional: the bytes snapshot() would return now, produced without holding the event loop.
+   * The state is fixed when the call is made; applies that follow must not show in the result.
+   */
+  snapshotAsync?(): Promise<Uint8Array>;
   restore(bytes: Uint8Array): void;
 }
 
@@ -51,6 +61,8 @@ export interface ReplicaObserver<R> {
   onReady?(ready: Ready): void;
   /** After a Ready was persisted, sent and applied, and the core advanced. */
   onAdvanced?(ready: Ready): void;
+  /** A snapshot this node took of its own state is durable and the log was compacted to it. */
+  onSnapshotTaken?(meta: SnapshotMeta, info: { readonly bytes: number; readonly durationMs: number }): void;
 }
 
 export interface ReplicaOptions<R> {
@@ -67,6 +79,8 @@ export interface ReplicaOptions<R> {
    * committed entries at or below it are skipped on restart instead of applied twice.
    */
   readonly stateMachineAppliedIndex?: LogIndex;
+  /** Milliseconds for snapshot durations (reporting only; the simulator passes its virtual clock). */
+  readonly now?: () => number;
 }
 
 export type ReadOutcome =
@@ -90,6 +104,8 @@ export class Replica<R> {
   private persisting: Ready | null = null;
   private stopped = false;
   private appliedIndexValue: LogIndex;
+  /** The index of the snapshot being taken in the background, if one is. */
+  private snapshotInProgress: LogIndex | null = null;
 
   constructor(options: ReplicaOptions<R>) {
     assert(options.snapshotEveryEntries >= 1, 'snapshotEveryEntries >= 1');
@@ -245,14 +261,51 @@ export class Replica<R> {
   }
 
   private maybeSnapshot(): void {
+    if (this.snapshotInProgress !== null) return;
     const since = this.appliedIndexValue - this.core.snapshotMeta.index;
     if (since < this.options.snapshotEveryEntries) return;
     // The snapshot must describe exactly the state at its index: wait until the core's view of
     // applied entries has caught up with the state machine's own (after a restart it may lag).
     if (this.core.appliedIndex !== this.appliedIndexValue) return;
-    const bytes = this.stateMachine.snapshot();
-    const meta = this.core.compact(this.appliedIndexValue);
-    this.storage.saveSnapshot(meta, bytes);
+    const now = this.options.now ?? (() => 0);
+    const started = now();
+    const index = this.appliedIndexValue;
+    const snapshotAsync = this.stateMachine.snapshotAsync?.bind(this.stateMachine);
+    const saveSnapshotAsync = this.storage.saveSnapshotAsync?.bind(this.storage);
+    if (snapshotAsync === undefined || saveSnapshotAsync === undefined) {
+      const bytes = this.stateMachine.snapshot();
+      const meta = this.core.compact(index);
+      this.storage.saveSnapshot(meta, bytes);
+      this.options.observer?.onSnapshotTaken?.(meta, { bytes: bytes.byteLength, durationMs: now() - started });
+      return;
+    }
+    // In the background: a large state serialised and written on the event loop held a leader
+    // past its election timeout. The core keeps every entry until the snapshot is durable, so a
+    // lagging peer is still served from the log meanwhile, and compaction happens only after.
+    const meta = this.core.snapshotMetaAt(index);
+    this.snapshotInProgress = index;
+    snapshotAsync().then(
+      (bytes) => {
+        if (this.stopped) return;
+        saveSnapshotAsync(meta, bytes, (error, saved) => {
+          if (error !== null) throw error;
+          this.snapshotInProgress = null;
+          if (this.stopped) return;
+          // A snapshot installed from the leader meanwhile may already be past this one.
+          if (saved && index > this.core.snapshotMeta.index) {
+            this.core.compact(index);
+            this.options.observer?.onSnapshotTaken?.(meta, { bytes: bytes.byteLength, durationMs: now() - started });
+          }
+          this.pump();
+        });
+      },
+      (error: unknown) => {
+        // Thrown from a promise callback it would be a rejection nobody handles: make it fatal.
+        process.nextTick(() => {
+          throw error;
+        });
+      },
+    );
   }
 
   private send(message: Message): void {

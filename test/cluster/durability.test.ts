@@ -66,7 +66,7 @@ test('cluster: a node down while the log is compacted catches up by snapshot', {
     const status = await cluster.status(lagging);
     assert.ok(status.snapshotIndex >= leaderStatus.snapshotIndex - 50, `caught up from a snapshot (snapshot at ${status.snapshotIndex})`);
     const metrics = await http('GET', `${cluster.url(lagging)}/metrics`);
-    assert.match(String(metrics.body), /understudy_snapshots_total [1-9]/);
+    assert.match(String(metrics.body), /understudy_snapshots_total\{source="installed"\} [1-9]/);
     const docs = await listAll(cluster.url(lagging), 'snap', 'stale');
     assert.equal(docs.size, 300);
   } catch (error) {

@@ -368,3 +368,43 @@ test('property: any Ready sequence leaves LMDB storage in the same state as SimD
     { numRuns: 40 },
   );
 });
+
+test('saveSnapshotAsync: file written off the event loop, metadata committed in order with persists, compaction like saveSnapshot', async () => {
+  await withTempDir('log-snap-async', async (dir) => {
+    let storage = bootstrapped(dir);
+    const disk = referenceDisk(bootstrapState(membership), initialBytes);
+    try {
+      await both(storage, disk, ready({ entries: entries(1, 100, 1), hardState: { term: 1, vote: 'a', commit: 100 } }));
+      const meta: SnapshotMeta = { index: 90, term: 1, membership };
+      const order: string[] = [];
+      const saved = new Promise<boolean>((resolve, reject) => storage.saveSnapshotAsync(meta, bytes('state at 90'), (error, ok) => {
+        order.push('snapshot');
+        if (error !== null) reject(error);
+        else resolve(ok);
+      }));
+      // A persist issued while the file is being written completes in the queue's order.
+      const next = ready({ entries: entries(101, 110, 1), hardState: { term: 1, vote: 'a', commit: 105 } });
+      const persisted = new Promise<void>((resolve, reject) => storage.persist(next, (error) => {
+        order.push('persist');
+        if (error !== null) reject(error);
+        else resolve();
+      }));
+      assert.equal(await saved, true);
+      await persisted;
+      assert.deepEqual(order, ['persist', 'snapshot'], 'the persist queued first completes first');
+      persistReference(disk, next);
+      disk.saveSnapshot(meta, bytes('state at 90'));
+      assertSame(storage, disk);
+      assert.deepEqual(fs.readdirSync(dir).filter((name) => name.startsWith('snapshot-')), ['snapshot-90.bin']);
+      storage = await reopen(storage);
+      assertSame(storage, disk);
+      // An older snapshot than the durable one is not saved, and its file does not stay behind.
+      const stale = await new Promise<boolean>((resolve, reject) => storage.saveSnapshotAsync({ index: 80, term: 1, membership }, bytes('old'), (error, ok) => (error !== null ? reject(error) : resolve(ok))));
+      assert.equal(stale, false);
+      assert.deepEqual(fs.readdirSync(dir).filter((name) => name.startsWith('snapshot-')), ['snapshot-90.bin']);
+      assertSame(storage, disk);
+    } finally {
+      await storage.close();
+    }
+  });
+});

@@ -28,6 +28,19 @@ class ListMachine implements ReplicaStateMachine<number> {
   }
 }
 
+/**
+ * Takes its snapshots in the background like the server's LmdbDocumentStore: the state is fixed
+ * at the call, the bytes arrive later, after more entries were applied.
+ */
+class BackgroundSnapshotMachine extends ListMachine {
+  snapshotsStarted = 0;
+  snapshotAsync(): Promise<Uint8Array> {
+    this.snapshotsStarted += 1;
+    const bytes = this.snapshot();
+    return new Promise((resolve) => setTimeout(() => resolve(bytes), 15));
+  }
+}
+
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(what: string, condition: () => boolean, tick: () => void): Promise<void> {
@@ -53,11 +66,13 @@ function startNode(storage: LmdbLogStorage, machine: ListMachine): Replica<numbe
   return replica;
 }
 
-test('a single-node Replica on LmdbLogStorage commits, snapshots, and restarts to the same state', async () => {
+for (const background of [false, true]) {
+test(`a single-node Replica on LmdbLogStorage commits, snapshots${background ? ' in the background (saveSnapshotAsync)' : ''}, and restarts to the same state`, async () => {
   await withTempDir('replica', async (dir) => {
+    const newMachine = (): ListMachine => (background ? new BackgroundSnapshotMachine() : new ListMachine());
     let storage = LmdbLogStorage.open(dir, { compactionTailEntries: 2 });
     storage.bootstrap(bootstrapState({ voters: ['n1'], learners: [] }), new TextEncoder().encode('[]'));
-    const machine = new ListMachine();
+    const machine = newMachine();
     let replica = startNode(storage, machine);
     try {
       await until('leadership', () => replica.core.role === 'leader', () => replica.tick());
@@ -70,10 +85,20 @@ test('a single-node Replica on LmdbLogStorage commits, snapshots, and restarts t
       await until('all applied', () => outcomes.length === 12, () => replica.tick());
       assert.ok(outcomes.every((o) => o.status === 'applied'));
       assert.deepEqual(machine.values, Array.from({ length: 12 }, (_, i) => `v${i + 1}`));
+      await until('a durable snapshot', () => storage.stats().snapshotIndex >= 5, () => replica.tick());
       const stats = storage.stats();
       assert.ok(stats.snapshotIndex >= 5, `a snapshot was saved (at ${stats.snapshotIndex})`);
       assert.ok(stats.firstIndex === 0 || stats.firstIndex > 1, 'the log was compacted');
       assert.ok(stats.fsyncs > 0);
+      if (machine instanceof BackgroundSnapshotMachine) {
+        assert.ok(machine.snapshotsStarted >= 1);
+        // The durable snapshot holds exactly the state at its index (entry 1 is the term's no-op).
+        const saved = storage.loadSnapshot();
+        assert.ok(saved !== null);
+        const values = JSON.parse(new TextDecoder().decode(saved.bytes)) as string[];
+        assert.deepEqual(values, Array.from({ length: saved.meta.index - 1 }, (_, i) => `v${i + 1}`));
+        assert.equal(replica.core.snapshotMeta.index, saved.meta.index, 'the core compacted to the durable snapshot only');
+      }
     } finally {
       replica.stop();
       await storage.close();
@@ -81,7 +106,7 @@ test('a single-node Replica on LmdbLogStorage commits, snapshots, and restarts t
 
     // Restart: state from disk only.
     storage = LmdbLogStorage.open(dir, { compactionTailEntries: 2 });
-    const restarted = new ListMachine();
+    const restarted = newMachine();
     replica = startNode(storage, restarted);
     try {
       await until('leadership after restart', () => replica.core.role === 'leader', () => replica.tick());
@@ -93,3 +118,4 @@ test('a single-node Replica on LmdbLogStorage commits, snapshots, and restarts t
     }
   });
 });
+}

@@ -66,3 +66,35 @@ export function writeFileDurably(file: string, parts: readonly Uint8Array[]): vo
     throw error;
   }
 }
+
+/**
+ * writeFileDurably without blocking the event loop: the same temp-fsync-rename-fsync-directory
+ * protocol, each step on libuv's thread pool. Used for snapshot files, which can be tens of MB:
+ * written synchronously they held a leader's event loop past its election timeout. The caller
+ * must not name `file` anywhere durable until the returned promise resolves.
+ */
+export async function writeFileDurablyAsync(file: string, parts: readonly Uint8Array[]): Promise<void> {
+  const temp = `${file}.tmp`;
+  try {
+    const handle = await fs.promises.open(temp, 'w');
+    try {
+      for (const part of parts) {
+        let offset = 0;
+        while (offset < part.byteLength) offset += (await handle.write(part, offset, part.byteLength - offset)).bytesWritten;
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(temp, file);
+    const dir = await fs.promises.open(path.dirname(file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch (error) {
+    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
+}

@@ -24,7 +24,8 @@
  *   only the documented behaviour is relied on.)
  * - `noSync: false`, `noMetaSync: false` (the defaults, stated explicitly): never skip the data or
  *   meta flush. `useWritemap: false`: pages are written with pwrite, not through a writable map.
- * - `transactionSync(fn)` with default flags is used for bootstrap and saveSnapshot; index.d.ts:
+ * - `transactionSync(fn)` with default flags is used for bootstrap and saveSnapshot (the server
+ *   uses saveSnapshotAsync, whose commit is a queued childTransaction like persist's); index.d.ts:
  *   "defaults to abortable, synchronous commits that are flushed to disk before returning". It
  *   blocks the event loop for the fsync, which these two rare, synchronous operations accept.
  * - persist uses `childTransaction(fn)`: an asynchronous transaction whose callback runs on the
@@ -61,7 +62,7 @@ import {
   decodeEntry, decodeFrame, decodeHardState, decodeSnapshotMeta, decodeStaged, encodeEntry, encodeFrame,
   encodeHardState, encodeSnapshotMeta, encodeStaged, indexKey, readIndexKey, stringKey, type StagedSnapshot,
 } from './codec.ts';
-import { readSnapshotFile, snapshotFileName, snapshotFilePattern, writeSnapshotFile } from './snapshot_file.ts';
+import { readSnapshotFile, snapshotFileName, snapshotFilePattern, writeSnapshotFile, writeSnapshotFileAsync } from './snapshot_file.ts';
 
 export interface LmdbLogStorageOptions {
   /**
@@ -92,10 +93,10 @@ const hardStateKey = stringKey('hardState');
 const snapshotKey = stringKey('snapshot');
 const stagedKey = stringKey('staged');
 
-interface PendingPersist {
-  readonly ready: Ready;
-  readonly done: (error: Error | null) => void;
-}
+/** The write queue: Readies, and the metadata commits of snapshots this node took itself. */
+type PendingPersist =
+  | { readonly kind: 'ready'; readonly ready: Ready; readonly done: (error: Error | null) => void }
+  | { readonly kind: 'snapshot'; readonly meta: SnapshotMeta; readonly bytes: Uint8Array; readonly done: (error: Error | null, saved: boolean) => void };
 
 interface Installed {
   readonly meta: SnapshotMeta;
@@ -219,7 +220,7 @@ export class LmdbLogStorage implements ReplicaStorage {
    * (Replica throws the error it is given) is an uncaught exception, not a swallowed rejection.
    */
   persist(ready: Ready, done: (error: Error | null) => void): void {
-    this.queue.push({ ready, done });
+    this.queue.push({ kind: 'ready', ready, done });
     if (!this.inFlight) this.startNext();
   }
 
@@ -244,6 +245,30 @@ export class LmdbLogStorage implements ReplicaStorage {
     });
     this.snapshotCache = { meta, bytes: new Uint8Array(bytes) };
     this.removeSnapshotFile(current.index, meta.index);
+  }
+
+  /**
+   * saveSnapshot without blocking the event loop, for snapshots of any size: the file is written
+   * and fsynced on the thread pool first (nothing names it yet; a crash leaves a stray file that
+   * open() deletes), then the metadata commit and the compaction join the persist queue, so they
+   * are ordered with the Readies around them exactly as a Ready would be. done(null, true) once
+   * the snapshot is the durable current one; done(null, false) if by then the node already had a
+   * snapshot at or past `meta.index` (one installed from the leader meanwhile), in which case
+   * nothing changed and the file is removed.
+   */
+  saveSnapshotAsync(meta: SnapshotMeta, bytes: Uint8Array, done: (error: Error | null, saved: boolean) => void): void {
+    this.assertUsable();
+    writeSnapshotFileAsync(this.dir, meta.index, meta.term, bytes).then(
+      () => {
+        this.queue.push({ kind: 'snapshot', meta, bytes, done });
+        if (!this.inFlight) this.startNext();
+      },
+      (error: unknown) => {
+        const failure = error instanceof Error ? error : new StorageIoError(`saving snapshot ${meta.index}`, error);
+        if (this.failure === null) this.failure = failure;
+        process.nextTick(() => done(failure, false));
+      },
+    );
   }
 
   readSnapshotChunk(index: LogIndex, offset: number, bytesMax: number): { data: Uint8Array; done: boolean } | null {
@@ -309,8 +334,10 @@ export class LmdbLogStorage implements ReplicaStorage {
       return;
     }
     this.inFlight = true;
-    if (this.closed) return this.finish(item, new StorageIoError(`persist of Ready #${item.ready.number}`, new Error(`storage in ${this.dir} is closed`)));
+    const what = item.kind === 'ready' ? `persist of Ready #${item.ready.number}` : `commit of snapshot ${item.meta.index}`;
+    if (this.closed) return this.finish(item, new StorageIoError(what, new Error(`storage in ${this.dir} is closed`)));
     if (this.failure !== null) return this.finish(item, this.failure);
+    if (item.kind === 'snapshot') return this.commitOwnSnapshot(item);
     const ready = item.ready;
     if (!hasDurableParts(ready)) return this.finish(item, null);
 
@@ -343,13 +370,49 @@ export class LmdbLogStorage implements ReplicaStorage {
     );
   }
 
-  private finish(item: PendingPersist, error: Error | null): void {
+  /** The queued half of saveSnapshotAsync: one asynchronous, flushed LMDB commit. */
+  private commitOwnSnapshot(item: Extract<PendingPersist, { kind: 'snapshot' }>): void {
+    const { meta } = item;
+    const current = this.readSnapshotMeta();
+    assert(current !== null, 'saveSnapshot before bootstrap');
+    if (current.index >= meta.index) {
+      this.removeSnapshotFile(meta.index, current.index);
+      return this.finish(item, null, false);
+    }
+    const cutoff = meta.index - this.options.compactionTailEntries;
+    const started = performance.now();
+    let commit: Promise<void>;
+    try {
+      commit = this.root.childTransaction(() => {
+        this.root.committed.then(undefined, () => undefined); // see startNext
+        this.state.putSync(snapshotKey, encodeFrame(snapshotKey, encodeSnapshotMeta(meta)));
+        if (cutoff >= 1) this.removeKeys(this.entries, { end: indexKey(cutoff + 1) });
+      });
+    } catch (error) {
+      return this.finish(item, new StorageIoError(`saving snapshot ${meta.index} in ${this.dir}`, error), false);
+    }
+    commit.then(
+      () => {
+        this.fsyncCount += 1;
+        this.lastFsyncMsValue = performance.now() - started;
+        this.snapshotCache = { meta, bytes: item.bytes };
+        this.removeSnapshotFile(current.index, meta.index);
+        this.finish(item, null, true);
+      },
+      (error: unknown) => {
+        void commitErrorDetail(error).then((detail) => this.finish(item, new StorageIoError(`saving snapshot ${meta.index} in ${this.dir}`, detail), false));
+      },
+    );
+  }
+
+  private finish(item: PendingPersist, error: Error | null, saved = false): void {
     if (error !== null && this.failure === null) this.failure = error;
     this.persistCount += 1;
     this.inFlight = false;
     process.nextTick(() => {
       try {
-        item.done(error);
+        if (item.kind === 'ready') item.done(error);
+        else item.done(error, saved);
       } finally {
         // Even if done threw, persists issued after this one still complete (with the failure).
         if (!this.inFlight) this.startNext();

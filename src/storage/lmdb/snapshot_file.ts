@@ -18,7 +18,10 @@
  * (lmdb-js executes it on the main thread inside the write transaction; an async callback would
  * hold the transaction open while other writes could join it), and ReplicaStorage.saveSnapshot is
  * a synchronous port, so the whole sequence is a plain sequence of sync calls whose order is
- * exactly the order on disk. Snapshots are rare; blocking the event loop for one is accepted.
+ * exactly the order on disk. That holds for bootstrap and installs. A node's own snapshots use
+ * writeSnapshotFileAsync instead: the file is written before anything names it, so its steps need
+ * no ordering against LMDB, and a large one written synchronously stalled a leader past its
+ * election timeout.
  *
  * Durable write protocol (fs_util.ts writeFileDurably): write `<name>.tmp`, fsync it, rename over
  * `<name>`, fsync the directory (without the directory fsync the rename itself may be lost in a
@@ -28,7 +31,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { StorageCorruptionError, StorageIoError } from '../errors.ts';
 import { crc32, hex32 } from './codec.ts';
-import { writeFileDurably } from './fs_util.ts';
+import { writeFileDurably, writeFileDurablyAsync } from './fs_util.ts';
 
 const headerMagic = Buffer.from('USNAP001', 'ascii');
 const trailerMagic = Buffer.from('USNAPEND', 'ascii');
@@ -58,6 +61,30 @@ function readU64(buffer: Uint8Array, offset: number): number {
  */
 export function writeSnapshotFile(dir: string, index: number, term: number, bytes: Uint8Array): string {
   const file = path.join(dir, snapshotFileName(index));
+  try {
+    writeFileDurably(file, framed(index, term, bytes));
+  } catch (error) {
+    throw new StorageIoError(`writing snapshot file ${file} failed`, error);
+  }
+  return file;
+}
+
+/**
+ * writeSnapshotFile off the event loop (same file, same durability once it resolves). Used for
+ * the snapshots a node takes of its own state, which can be large; the small synchronous version
+ * stays for bootstrap and for installs, which happen inside an LMDB transaction callback.
+ */
+export async function writeSnapshotFileAsync(dir: string, index: number, term: number, bytes: Uint8Array): Promise<string> {
+  const file = path.join(dir, snapshotFileName(index));
+  try {
+    await writeFileDurablyAsync(file, framed(index, term, bytes));
+  } catch (error) {
+    throw new StorageIoError(`writing snapshot file ${file} failed`, error);
+  }
+  return file;
+}
+
+function framed(index: number, term: number, bytes: Uint8Array): Uint8Array[] {
   const header = Buffer.alloc(headerBytes);
   headerMagic.copy(header, 0);
   writeU64(header, index, 8);
@@ -66,12 +93,7 @@ export function writeSnapshotFile(dir: string, index: number, term: number, byte
   const trailer = Buffer.alloc(trailerBytes);
   trailer.writeUInt32BE(crc32(bytes, crc32(header)), 0);
   trailerMagic.copy(trailer, 4);
-  try {
-    writeFileDurably(file, [header, bytes, trailer]);
-  } catch (error) {
-    throw new StorageIoError(`writing snapshot file ${file} failed`, error);
-  }
-  return file;
+  return [header, bytes, trailer];
 }
 
 /**
