@@ -1,12 +1,13 @@
 /**
  * Operator and data commands that talk to any node over the HTTP API: `status`, `switchover`,
- * `get`, `put`, `patch`, `delete`, `list`, `watch`. Every failure is one clear line on stderr
+ * `failover --force`, `member`, `get`, `put`, `patch`, `delete`, `list`, `watch`. Every failure is one clear line on stderr
  * and a non-zero exit code.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
+import { chooseSwitchoverTarget, SwitchoverRefused, waitForNewLeader, SWITCHOVER_DEFAULTS } from '../server/switchover.ts';
 
 export class CliError extends Error {
   override readonly name = 'CliError';
@@ -119,23 +120,22 @@ export function registerAdminCommands(program: Command, run: (action: () => Prom
 
   withGlobals(program.command('switchover').description('planned failover: move leadership to a caught-up voter'))
     .option('--to <node>', 'the new leader (default: the most caught-up healthy voter)')
-    .option('--max-lag <entries>', 'refuse when the target is further behind than this', '1000')
-    .option('--timeout <ms>', 'how long to wait for the new leader', '10000')
+    .option('--max-lag <entries>', 'refuse when the target is further behind than this', String(SWITCHOVER_DEFAULTS.maxLagEntries))
+    .option('--timeout <ms>', 'how long to wait for the new leader', String(SWITCHOVER_DEFAULTS.timeoutMs))
     .action((flags) => run(async () => {
       const options = globals(flags);
+      for (const [flag, value] of [['--max-lag', flags.maxLag], ['--timeout', flags.timeout]] as const) {
+        if (!/^\d+$/.test(String(value)) || Number(value) > 3_600_000) throw new CliError(`${flag} must be a whole number (got ${JSON.stringify(value)})`);
+      }
+      if (Number(flags.timeout) < 1) throw new CliError('--timeout must be at least 1 ms');
       const view = await clusterView(options);
-      if (view.leaderId === null) throw new CliError('no leader is known; nothing to switch over (see `understudy status`)');
-      const candidates = (view.members as any[]).filter((m) => m.voter && m.id !== view.leaderId);
-      const target = flags.to === undefined
-        ? candidates.filter((m) => m.connected !== false).sort((a, b) => (a.lagEntries ?? Infinity) - (b.lagEntries ?? Infinity))[0]
-        : (view.members as any[]).find((m) => m.id === flags.to);
-      if (target === undefined) throw new CliError(flags.to === undefined ? 'no healthy voter to switch over to' : `unknown node '${flags.to}'`);
-      if (target.id === view.leaderId) throw new CliError(`${target.id} is already the leader`);
-      if (!target.voter) throw new CliError(`${target.id} is not a voter (promote it first)`);
-      if (target.connected === false) throw new CliError(`${target.id} is unreachable from the leader; refusing to switch over to it`);
-      const maxLag = Number(flags.maxLag);
-      if (target.lagEntries === null || target.lagEntries > maxLag) {
-        throw new CliError(`${target.id} is ${target.lagEntries ?? 'an unknown number of'} entries behind (more than ${maxLag}); refusing`);
+      // Target choice and refusals are shared with POST /v1/admin/switchover (the dashboard).
+      let target;
+      try {
+        target = chooseSwitchoverTarget(view, { to: flags.to, maxLagEntries: Number(flags.maxLag) });
+      } catch (error) {
+        if (error instanceof SwitchoverRefused) throw new CliError(error.message);
+        throw error;
       }
       const leaderUrl = view.leaderClientUrl ?? options.url;
       const leader = { ...options, url: leaderUrl };
@@ -160,13 +160,9 @@ export function registerAdminCommands(program: Command, run: (action: () => Prom
       const started = performance.now();
       try {
         expectOk(await call(leader, 'POST', '/v1/admin/transfer', { to: target.id }));
-        const deadline = started + Number(flags.timeout);
-        for (;;) {
-          const now = await clusterView(options).catch(() => null);
-          if (now?.leaderId === target.id) break;
-          if (performance.now() > deadline) throw new CliError(`leadership did not move to ${target.id} within ${flags.timeout} ms (the transfer aborts by itself; ${view.leaderId} keeps leading)`);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
+        const remainingMs = started + Number(flags.timeout) - performance.now();
+        const moved = await waitForNewLeader(async () => (await clusterView(options)).leaderId, target.id, remainingMs);
+        if (!moved) throw new CliError(`leadership did not move to ${target.id} within ${flags.timeout} ms (the transfer aborts by itself; ${view.leaderId} keeps leading)`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       } finally {
         probing = false;
@@ -174,6 +170,40 @@ export function registerAdminCommands(program: Command, run: (action: () => Prom
         await call(options, 'DELETE', probePath).catch(() => null);
       }
       process.stdout.write(`leadership moved ${view.leaderId} -> ${target.id} in ${Math.round(performance.now() - started)} ms; longest pause between successful writes ${Math.round(longestPauseMs)} ms\n`);
+    }));
+
+  withGlobals(program.command('failover').description('FORCED failover when a majority of voters is lost for good (unsafe; see docs/operations.md)'))
+    .option('--force', 'required: this is not the safe path (for a planned change use switchover)')
+    .option('--yes', 'act; without it, only print the plan and its data-loss risk')
+    .action((flags) => run(async () => {
+      if (flags.force !== true) {
+        throw new CliError('failover needs --force: it makes the node at --url the only voter, and can lose acknowledged writes. For a planned change use `understudy switchover`; a cluster that still has a majority elects a leader by itself');
+      }
+      const options = globals(flags);
+      const plan = expectOk(await call(options, 'GET', '/v1/admin/force-failover'));
+      const lines = [
+        `forced failover onto ${plan.node} (term ${plan.term}, role ${plan.role}; log ends at ${plan.lastIndex} term ${plan.lastTerm}; committed ${plan.commitIndex})`,
+        `voters: ${plan.voters.map((voter: any) => `${voter.id} ${voter.reachable ? 'reachable' : `unreachable${voter.lastHeardMsAgo === null ? '' : ` (last heard ${voter.lastHeardMsAgo} ms ago)`}`}`).join(', ')}`,
+        'data-loss risk:',
+        ...plan.risk.map((line: string) => `  - ${line}`),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+      if (plan.refusal !== null) throw new CliError(`refused: ${plan.refusal}`);
+      // The most up-to-date survivor must be the one forced (Raft §5.4.1 order), or more is lost.
+      const local = expectOk(await call(options, 'GET', '/v1/cluster?local=true'));
+      for (const other of local.members ?? []) {
+        if (other.id === plan.node || typeof other.client !== 'string') continue;
+        const theirs = await call({ ...options, url: other.client }, 'GET', '/v1/admin/force-failover', undefined, {}, 1_000).catch(() => null);
+        if (theirs === null || theirs.status !== 200) continue;
+        const them = theirs.body;
+        if (them.lastTerm > plan.lastTerm || (them.lastTerm === plan.lastTerm && them.lastIndex > plan.lastIndex)) {
+          throw new CliError(`refused: ${other.id} (${other.client}) is reachable and more up to date (log ends at ${them.lastIndex} term ${them.lastTerm}); force the failover there instead`);
+        }
+      }
+      if (flags.yes !== true) throw new CliError(`nothing changed: re-run with --yes to make ${plan.node} the only voter`);
+      const result = expectOk(await call(options, 'POST', '/v1/admin/force-failover', { confirm: plan.node }, {}, 15_000));
+      if (result.ok !== true) throw new CliError(`${plan.node} was forced but is not leading yet (role ${result.role ?? '?'}); check \`understudy status --url ${options.url}\``);
+      process.stdout.write(`${plan.node} leads alone at term ${result.term} (commit ${result.commitIndex}). Next: wipe the data of the lost members, then add nodes back with \`understudy member add\` and \`member promote\`.\n`);
     }));
 
   const member = program.command('member').description('membership changes, one server at a time');

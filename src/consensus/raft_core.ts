@@ -151,6 +151,7 @@ export class RaftCore {
   get appliedIndex(): LogIndex { return this.log.applied; }
   get persistedIndex(): LogIndex { return this.log.persisted; }
   get lastIndex(): LogIndex { return this.log.lastIndex(); }
+  get lastTerm(): Term { return this.log.lastTerm(); }
   get snapshotMeta(): SnapshotMeta { return this.log.snapshot; }
   get transferTarget(): NodeId | null { return this.transferee; }
   get ticks(): number { return this.tickCount; }
@@ -314,6 +315,38 @@ export class RaftCore {
     if (progress.match === this.log.lastIndex()) this.sendTimeoutNow(target);
     else this.sendAppend(target, true);
     return { ok: true };
+  }
+
+  /**
+   * Unsafe recovery for a majority of voters lost for good (etcd's --force-new-cluster): this node
+   * becomes the only voter and leads at once, in a new term, without any vote. Everything in its
+   * log is then committed, including entries the old cluster never committed; entries the lost
+   * majority committed beyond this node's log are gone. The old members must never rejoin with
+   * their data (they could hold different entries at the same indices): they are wiped and added
+   * again as new members. Only an operator's explicit request may call this; nothing in the
+   * protocol ever does.
+   */
+  forceSoleVoter(): void {
+    assert(this.members().includes(this.id), 'only a member can be forced to lead');
+    if (this.roleValue === 'leader') this.becomeFollower(this.termValue, null);
+    const sole: Membership = { voters: [this.id], learners: [] };
+    this.setMembership(sole);
+    this.becomeCandidate();
+    this.becomeLeader();
+    // Recorded in the log so that restarts, snapshots and later members see the new configuration.
+    this.appendAsLeader('membership', EMPTY, sole);
+    this.note(`forced to lead alone at term ${this.termValue}: the cluster is now { ${this.id} }`);
+  }
+
+  /**
+   * What compact(index) would record, without compacting: lets the driver name a snapshot it
+   * takes in the background and compact only once it is durable.
+   */
+  snapshotMetaAt(index: LogIndex): SnapshotMeta {
+    assert(index <= this.log.applied && index > this.log.snapshot.index, `snapshot index ${index} must be applied and after the current snapshot`);
+    const term = this.log.term(index);
+    assert(term !== undefined, `snapshot index ${index} has no term`);
+    return { index, term, membership: this.log.membershipAt(index) };
   }
 
   /** Log compaction: the driver took a snapshot of the state machine at `index` (<= applied). */

@@ -72,6 +72,9 @@ test('cli: status, data commands, switchover under load, and bad input', { timeo
       [['get', 'todos', '--url', url], /missing required argument/],
       [['list', 'todos', '--limit', '0', '--url', url], /positive integer/],
       [['watch', '--after', 'x', '--url', url], /log index/],
+      [['switchover', '--max-lag', 'abc', '--url', url], /--max-lag must be a whole number/],
+      [['switchover', '--timeout', '0', '--url', url], /--timeout must be at least 1 ms/],
+      [['failover', '--url', url], /needs --force/],
     ];
     for (const [args, expected] of bad) {
       const result = await cli(args);

@@ -119,3 +119,44 @@ test('thesis §4.2.3: a removed node stops receiving entries and does not disrup
   assert.equal(cluster.core('n1').term, 1, 'n3\'s campaigns (pre-votes) changed no term');
   assert.ok(cluster.checker.ok);
 });
+
+test('forceSoleVoter (unsafe recovery): a lone survivor of a lost majority leads alone in a new term, commits what its log holds, and records the new configuration', () => {
+  const cluster = electedCluster({ voters: THREE }, 'n1');
+  cluster.propose('n1', 'a');
+  cluster.stabilize();
+  // 'x' reaches only n3 and is never committed; then the leader and n2 are lost for good.
+  cluster.cutLink('n1', 'n2');
+  cluster.cutLink('n3', 'n1'); // n3 stores x, but its acknowledgement never arrives
+  cluster.propose('n1', 'x');
+  cluster.stabilize();
+  assert.equal(cluster.core('n3').lastIndex, cluster.core('n1').lastIndex, 'n3 holds x');
+  cluster.crash('n1');
+  cluster.crash('n2');
+  cluster.heal();
+  const survivor = cluster.core('n3');
+  const termBefore = survivor.term;
+  assert.ok(survivor.commitIndex < survivor.lastIndex, 'x is not committed on n3');
+  cluster.tick('n3', 50);
+  cluster.stabilize();
+  assert.notEqual(survivor.role, 'leader', 'without the force, no majority: no leader');
+
+  survivor.forceSoleVoter();
+  cluster.stabilize();
+  assert.equal(survivor.role, 'leader');
+  assert.ok(survivor.term > termBefore, 'a new term');
+  assert.deepEqual(survivor.membership, { voters: ['n3'], learners: [] });
+  assert.equal(survivor.commitIndex, survivor.lastIndex, 'everything in its log is committed, x included');
+  assert.deepEqual(cluster.appliedTexts('n3'), ['a', 'x']);
+  const b = cluster.propose('n3', 'b');
+  assert.ok(b.ok);
+  cluster.stabilize();
+  assert.deepEqual(cluster.appliedTexts('n3'), ['a', 'x', 'b'], 'it commits alone');
+
+  // The configuration is in the log: a restart keeps it (no election among lost members).
+  cluster.crash('n3');
+  cluster.restart('n3');
+  assert.deepEqual(cluster.core('n3').membership, { voters: ['n3'], learners: [] });
+  cluster.tick('n3', 50);
+  cluster.stabilize();
+  assert.equal(cluster.core('n3').role, 'leader');
+});

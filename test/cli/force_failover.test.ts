@@ -1,0 +1,90 @@
+// Goal: `understudy failover --force` is the explicit, documented way out when a majority of
+// voters is lost for good: it refuses while the cluster can still help itself, prints the
+// data-loss risk, acts only with --yes, refuses a survivor that is behind another reachable one,
+// and afterwards the survivor leads alone with every write the cluster had committed.
+// Method: a real 3-node cluster (test/cluster/process_cluster.ts); two nodes are killed with
+// SIGKILL; the CLI runs as a child process with a bounded timeout.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ProcessCluster, http } from '../cluster/process_cluster.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('cli: failover --force refuses while a majority lives, shows the risk, and makes a lone survivor lead with every committed write', { timeout: 120_000 }, async () => {
+  const cluster = await ProcessCluster.start();
+  try {
+    const leader = await cluster.waitForLeader();
+    const leaderUrl = cluster.url(leader);
+    for (let i = 0; i < 30; i++) {
+      const put = await http('PUT', `${leaderUrl}/v1/docs/ledger/d${i}?ack=all`, { i });
+      assert.equal(put.status, 201, JSON.stringify(put.body));
+    }
+    const survivor = [...cluster.nodes.keys()].find((id) => id !== leader) as string;
+    const survivorUrl = cluster.url(survivor);
+
+    // Healthy cluster: refused, nothing changed.
+    const noForce = await cli(['failover', '--url', survivorUrl]);
+    assert.notEqual(noForce.code, 0);
+    assert.match(noForce.stderr, /needs --force/);
+    const healthy = await cli(['failover', '--force', '--yes', '--url', survivorUrl]);
+    assert.notEqual(healthy.code, 0);
+    assert.match(healthy.stderr, /refused: a leader is alive/);
+    const wrongConfirm = await http('POST', `${survivorUrl}/v1/admin/force-failover`, { confirm: 'someone-else' });
+    assert.equal(wrongConfirm.status, 400);
+    assert.equal((wrongConfirm.body as { code: string }).code, 'BAD_REQUEST');
+    const noBody = await http('POST', `${survivorUrl}/v1/admin/force-failover`, { nope: 1 });
+    assert.equal(noBody.status, 400);
+    const healthyApi = await http('POST', `${survivorUrl}/v1/admin/force-failover`, { confirm: survivor });
+    assert.equal(healthyApi.status, 409);
+    assert.equal((healthyApi.body as { code: string }).code, 'FORCE_FAILOVER_REFUSED');
+    assert.equal((await cluster.status(survivor)).membership.voters.length, 3, 'still three voters');
+
+    // The majority is lost for good.
+    for (const id of cluster.nodes.keys()) if (id !== survivor) await cluster.kill(id);
+    // Bounded wait until the survivor stops believing in a leader and its peers look silent.
+    const deadline = Date.now() + 15_000;
+    let plan: any = null;
+    while (Date.now() < deadline) {
+      plan = (await http('GET', `${survivorUrl}/v1/admin/force-failover`)).body;
+      if (plan.refusal === null) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(plan.refusal, null, `forcing became possible: ${JSON.stringify(plan)}`);
+
+    const dryRun = await cli(['failover', '--force', '--url', survivorUrl]);
+    assert.notEqual(dryRun.code, 0, 'without --yes nothing happens');
+    assert.match(dryRun.stdout, /data-loss risk:/);
+    assert.match(dryRun.stdout, new RegExp(`log ends at \\d+ term \\d+`));
+    assert.match(dryRun.stderr, /nothing changed: re-run with --yes/);
+    assert.notEqual((await cluster.status(survivor)).role, 'leader');
+
+    const forced = await cli(['failover', '--force', '--yes', '--url', survivorUrl]);
+    assert.equal(forced.code, 0, forced.stderr + forced.stdout);
+    assert.match(forced.stdout, new RegExp(`${survivor} leads alone at term \\d+`));
+    const status = await cluster.status(survivor);
+    assert.equal(status.role, 'leader');
+    assert.deepEqual(status.membership, { voters: [survivor], learners: [] });
+    for (let i = 0; i < 30; i++) {
+      const got = await http('GET', `${survivorUrl}/v1/docs/ledger/d${i}`);
+      assert.equal(got.status, 200, `d${i} survived (acknowledged with ack=all)`);
+    }
+    const after = await http('PUT', `${survivorUrl}/v1/docs/ledger/after?ack=majority`, { after: true });
+    assert.equal(after.status, 201, 'the survivor accepts majority writes alone');
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  } finally {
+    cluster.stopAll();
+  }
+});
