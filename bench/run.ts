@@ -1,172 +1,231 @@
 /**
- * `npm run bench`: throughput and latency of a real 3-node cluster on loopback, per workload and
- * concurrency, with CPU seconds, peak RSS and fsync counts per node. Figures go to
- * bench/results/latest.json and a Markdown table on stdout.
+ * `npm run bench`: the benchmark harness of issue 7. Sections (all by default; pick with
+ * `--only`): workloads (throughput and latency per workload and concurrency), failover (20+
+ * leader kills under a fixed-rate write load), soak (spurious elections under steady load),
+ * growth (10k-1M documents: write latency, snapshot, learner catch-up, restart, memory) and etcd
+ * (the same workloads and failover against a 3-member etcd, when `etcd` is installed).
  *
- * The load generator is lean on purpose (undici pools with keep-alive, one request in flight per
- * virtual client) so the servers keep as much of the machine's CPU as possible.
- * Options (env): BENCH_SECONDS (per cell, default 5), BENCH_WARMUP_SECONDS (default 1),
- * BENCH_CONCURRENCY (default "1,16,64,256"), BENCH_WORKLOADS (default all).
+ * Writes bench/results/latest.json (every figure; also run-<timestamp>.json), latest.md (tables
+ * and the issue's targets, met or missed) and SVG charts beside them. `--help` lists the options;
+ * docs/benchmarks.md explains them and how to read the output.
+ *
+ * Real processes on loopback only, started and killed by PID; every wait is bounded; clusters
+ * are stopped in `finally` blocks and on SIGINT/SIGTERM.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import hdr from 'hdr-histogram-js';
-import { Pool } from 'undici';
-import { ProcessCluster, http } from '../test/cluster/process_cluster.ts';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildCharts } from './charts.ts';
+import { runFailover } from './failover.ts';
+import { runGrowth } from './growth.ts';
+import { ETCD_INSTALL_HINT, renderReport } from './markdown.ts';
+import { estimateSeconds, etcdRuns, helpText, parseOptions, type BenchOptions } from './options.ts';
+import { describeMachine } from './proc.ts';
+import { runSoak } from './soak.ts';
+import { describeTarget, evaluateTargets } from './targets.ts';
+import { EtcdSystem, etcdVersion, findEtcd } from './systems/etcd.ts';
+import { liveSystems, type BenchSystem } from './systems/system.ts';
+import { UnderstudySystem } from './systems/understudy.ts';
+import type { BenchResults, EtcdResult } from './types.ts';
+import { runCells } from './workloads.ts';
 
-type Workload = 'write' | 'update-hot' | 'read-linearizable' | 'read-session' | 'read-stale' | 'mixed' | 'batch';
-const ALL: Workload[] = ['write', 'update-hot', 'read-linearizable', 'read-session', 'read-stale', 'mixed', 'batch'];
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const seconds = Number(process.env['BENCH_SECONDS'] ?? 5);
-const warmupSeconds = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 1);
-const concurrencies = (process.env['BENCH_CONCURRENCY'] ?? '1,16,64,256').split(',').map(Number);
-const workloads = (process.env['BENCH_WORKLOADS']?.split(',') as Workload[] | undefined) ?? ALL;
-const body = JSON.stringify({ name: 'x'.repeat(60), n: 1, tags: ['a', 'b'] }); // ~100 bytes
-
-interface ProcessSample { cpuSeconds: number; rssPeakBytes: number }
-
-function sampleProcess(pid: number): ProcessSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-  return { cpuSeconds: ticks / 100, rssPeakBytes: hwm };
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
 
-async function fsyncs(url: string): Promise<number> {
-  const metrics = String((await http('GET', `${url}/metrics`)).body);
-  return Number(/understudy_log_fsyncs (\d+)/.exec(metrics)?.[1] ?? 0);
+function stopEverything(): void {
+  for (const system of [...liveSystems]) {
+    try {
+      system.stop();
+    } catch {
+      // best effort on the way out
+    }
+  }
 }
 
-interface Cell {
-  workload: Workload;
-  concurrency: number;
-  opsPerSecond: number;
-  errors: number;
-  latencyMs: { p50: number; p99: number; p999: number; max: number };
-  cpuSecondsPerNode: Record<string, number>;
-  rssPeakMbPerNode: Record<string, number>;
-  fsyncsPerSecond: number;
-  entriesPerFsync: number | null;
+async function withSystem<T>(start: () => Promise<BenchSystem>, use: (system: BenchSystem) => Promise<T>): Promise<T> {
+  const system = await start();
+  try {
+    return await use(system);
+  } finally {
+    system.stop();
+  }
+}
+
+function message(error: unknown): string {
+  return String(error instanceof Error ? error.message : error).slice(0, 2_000);
+}
+
+function outDir(options: BenchOptions): string {
+  return isAbsolute(options.outDir) ? options.outDir : resolve(ROOT, options.outDir);
+}
+
+/** Writes latest.json (and a timestamped copy), latest.md and the charts; returns the Markdown. */
+export function writeOutputs(results: BenchResults, dir: string, stamped: boolean): string {
+  mkdirSync(dir, { recursive: true });
+  const json = JSON.stringify(results, null, 2);
+  if (stamped) writeFileSync(join(dir, `run-${results.date.replace(/[:.]/g, '-')}.json`), json);
+  writeFileSync(join(dir, 'latest.json'), json);
+  const charts = buildCharts(results);
+  for (const chart of charts) writeFileSync(join(dir, chart.file), chart.svg);
+  const markdown = renderReport(results, charts);
+  writeFileSync(join(dir, 'latest.md'), markdown);
+  return markdown;
 }
 
 async function main(): Promise<void> {
-  const cluster = await ProcessCluster.start();
-  const results: Cell[] = [];
+  let options: BenchOptions;
   try {
-    const leader = await cluster.waitForLeader();
-    const urls = [...cluster.nodes.values()].map((node) => node.clientUrl);
-    const leaderUrl = cluster.url(leader);
-    const followerUrls = urls.filter((url) => url !== leaderUrl);
-    const pools = new Map(urls.map((url) => [url, new Pool(url, { connections: 256, pipelining: 1 })]));
-    // Seed documents for reads and hot updates.
-    for (let i = 0; i < 100; i++) await http('PUT', `${leaderUrl}/v1/docs/hot/h${i}`, JSON.parse(body));
-    let sessionToken = '0';
-    for (const workload of workloads) {
-      for (const concurrency of concurrencies) {
-        const cell = await runCell(cluster, pools, leaderUrl, followerUrls, workload, concurrency, () => sessionToken, (t) => { sessionToken = t; });
-        results.push(cell);
-        process.stderr.write(`${workload} x${concurrency}: ${cell.opsPerSecond.toFixed(0)} ops/s p50 ${cell.latencyMs.p50} ms p99 ${cell.latencyMs.p99} ms errors ${cell.errors}\n`);
+    options = parseOptions(process.argv.slice(2), process.env);
+  } catch (error) {
+    console.error(`${message(error)}\n\n${helpText()}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options.help) {
+    console.log(helpText());
+    return;
+  }
+  const dir = outDir(options);
+  if (options.reportOnly) {
+    const file = join(dir, 'latest.json');
+    if (!existsSync(file)) throw new Error(`${file} does not exist: run the benchmark first`);
+    const previous = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+    const results: BenchResults = { ...previous, targets: evaluateTargets(previous, { rssLimitMb: options.rssLimitMb }) };
+    console.log(writeOutputs(results, dir, false));
+    log(`re-rendered ${join(dir, 'latest.md')}`);
+    return;
+  }
+
+  const etcdBin = findEtcd(options.etcdBin);
+  const has = (section: string): boolean => (options.sections as readonly string[]).includes(section);
+  const estimate = estimateSeconds(options, etcdBin !== null);
+  log(`sections: ${options.sections.join(', ')}; estimated duration ~${Math.ceil(estimate / 60)} min on a 2-core machine; results in ${dir}`);
+  const machine = describeMachine();
+  const started = Date.now();
+  const notes: string[] = [];
+  let previous: Partial<BenchResults> = {};
+  if (options.merge && existsSync(join(dir, 'latest.json'))) {
+    previous = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as BenchResults;
+    notes.push(`Merged with the previous latest.json of ${previous.date ?? '?'}: sections not run now come from it.`);
+  }
+  const results: { -readonly [K in keyof BenchResults]?: BenchResults[K] } = {};
+
+  if (has('workloads')) {
+    log('workloads: starting a 3-node Understudy cluster');
+    try {
+      results.workloads = await withSystem(() => UnderstudySystem.start(), (system) => runCells(system, options.workloads, options.concurrency, options, log, notes));
+    } catch (error) {
+      notes.push(`workloads failed: ${message(error)}`);
+      log(`workloads failed: ${message(error)}`);
+    }
+  }
+  if (has('failover')) {
+    log(`failover: ${options.kills} leader kills at ${options.failoverRate} writes/s`);
+    try {
+      results.failover = await withSystem(() => UnderstudySystem.start(), (system) => runFailover(system, {
+        kills: options.kills, rate: options.failoverRate, writeTimeoutMs: options.failoverWriteTimeoutMs, settleMs: options.failoverSettleMs,
+      }, log));
+    } catch (error) {
+      notes.push(`failover failed: ${message(error)}`);
+      log(`failover failed: ${message(error)}`);
+    }
+  }
+  if (has('soak')) {
+    log(`soak: ${options.soakMinutes} min at ${options.soakRate} writes/s, default settings, no faults`);
+    try {
+      results.soak = await withSystem(() => UnderstudySystem.start(), (system) => runSoak(system, {
+        minutes: options.soakMinutes, rate: options.soakRate, writeTimeoutMs: options.failoverWriteTimeoutMs,
+      }, log));
+    } catch (error) {
+      notes.push(`soak failed: ${message(error)}`);
+      log(`soak failed: ${message(error)}`);
+    }
+  }
+  if (has('growth')) {
+    log(`growth: ${options.growthSizes.join(', ')} documents`);
+    try {
+      results.growth = await runGrowth({
+        sizes: options.growthSizes, concurrency: options.growthConcurrency, seconds: options.growthSeconds,
+        snapshotEvery: options.growthSnapshotEvery, keepAfterSnapshot: options.growthKeepAfterSnapshot, loadConcurrency: options.growthLoadConcurrency,
+      }, log);
+    } catch (error) {
+      notes.push(`growth failed: ${message(error)}`);
+      log(`growth failed: ${message(error)}`);
+    }
+  }
+  if (has('etcd')) {
+    const etcd: { -readonly [K in keyof EtcdResult]: EtcdResult[K] } = { version: null, skipped: null, cells: [], failover: null, error: null };
+    if (etcdBin === null) {
+      etcd.skipped = `'${options.etcdBin}' was not found`;
+      log(`etcd: skipped, ${ETCD_INSTALL_HINT}`);
+    } else {
+      etcd.version = etcdVersion(etcdBin);
+      try {
+        if (etcdRuns(options, 'workloads')) {
+          log(`etcd ${etcd.version}: workloads at ${options.etcdConcurrency.join(', ')} clients`);
+          etcd.cells = await withSystem(() => EtcdSystem.start(etcdBin), (system) => runCells(system, options.workloads, options.etcdConcurrency, options, log, notes));
+        }
+        if (etcdRuns(options, 'failover')) {
+          log(`etcd: failover, ${options.etcdKills} leader kills at ${options.failoverRate} writes/s`);
+          etcd.failover = await withSystem(() => EtcdSystem.start(etcdBin), (system) => runFailover(system, {
+            kills: options.etcdKills, rate: options.failoverRate, writeTimeoutMs: options.failoverWriteTimeoutMs, settleMs: options.failoverSettleMs,
+          }, log));
+        }
+      } catch (error) {
+        etcd.error = message(error);
+        log(`etcd failed: ${etcd.error}`);
       }
     }
-    for (const pool of pools.values()) await pool.close();
-  } finally {
-    cluster.stopAll();
+    results.etcd = etcd;
   }
-  const report = {
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
-    date: new Date().toISOString(),
-    secondsPerCell: seconds,
-    results,
-  };
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify(report, null, 2));
-  console.log(markdown(results));
-}
 
-async function runCell(
-  cluster: ProcessCluster, pools: Map<string, Pool>, leaderUrl: string, followerUrls: string[],
-  workload: Workload, concurrency: number, token: () => string, setToken: (token: string) => void,
-): Promise<Cell> {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-  let ops = 0;
-  let errors = 0;
-  let seq = 0;
-  let measuring = false;
-  const started = Date.now();
-  const warmupEnd = started + warmupSeconds * 1000;
-  const end = warmupEnd + seconds * 1000;
-  const pids = [...cluster.nodes.values()].map((node) => ({ id: node.id, pid: node.process?.pid ?? 0 }));
-  let before: Map<string, ProcessSample> = new Map();
-  let fsyncsBefore = 0;
-  const one = async (client: number): Promise<void> => {
-    const n = seq++;
-    let url = leaderUrl;
-    let method: 'GET' | 'PUT' | 'POST' = 'GET';
-    let path = '';
-    let payload: string | undefined;
-    const kind = workload === 'mixed' ? (n % 2 === 0 ? 'write' : 'read-linearizable') : workload;
-    switch (kind) {
-      case 'write': method = 'PUT'; path = `/v1/docs/bench/c${client}-${n}`; payload = body; break;
-      case 'update-hot': method = 'PUT'; path = `/v1/docs/hot/h${n % 100}`; payload = body; break;
-      case 'read-linearizable': path = `/v1/docs/hot/h${n % 100}`; break;
-      case 'read-session': url = followerUrls[n % followerUrls.length] ?? leaderUrl; path = `/v1/docs/hot/h${n % 100}?consistency=session&token=${token()}`; break;
-      case 'read-stale': url = [leaderUrl, ...followerUrls][n % 3] ?? leaderUrl; path = `/v1/docs/hot/h${n % 100}?consistency=stale`; break;
-      case 'batch':
-        method = 'POST'; path = '/v1/batch';
-        payload = JSON.stringify({ ops: Array.from({ length: 10 }, (_, i) => ({ op: 'put', collection: 'batch', id: `c${client}-${n}-${i}`, body: JSON.parse(body) })) });
-        break;
-    }
-    const t0 = process.hrtime.bigint();
-    try {
-      const response = await pools.get(url)!.request({ method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' }, body: payload ?? null });
-      const text = await response.body.text();
-      if (response.statusCode >= 300) errors++;
-      else if (method !== 'GET' && n % 97 === 0) setToken(String(JSON.parse(text).sessionToken));
-    } catch {
-      errors++;
-    }
-    if (measuring) {
-      histogram.recordValue(Number((process.hrtime.bigint() - t0) / 1000n));
-      ops++;
-    }
-  };
-  const timer = setTimeout(async () => {
-    measuring = true;
-    before = new Map(pids.map(({ id, pid }) => [id, sampleProcess(pid)]));
-    fsyncsBefore = await fsyncs(leaderUrl);
-  }, warmupSeconds * 1000);
-  await Promise.all(Array.from({ length: concurrency }, async (_, client) => {
-    while (Date.now() < end) await one(client);
-  }));
-  clearTimeout(timer);
-  const after = new Map(pids.map(({ id, pid }) => [id, sampleProcess(pid)]));
-  const fsyncsAfter = await fsyncs(leaderUrl);
-  const elapsed = (Date.now() - warmupEnd) / 1000;
-  const writesPerOp = workload === 'batch' ? 1 : workload === 'mixed' ? 0.5 : workload.startsWith('read') ? 0 : 1;
-  const fsyncCount = fsyncsAfter - fsyncsBefore;
-  const ms = (us: number): number => Math.round(us / 10) / 100;
-  return {
-    workload, concurrency,
-    opsPerSecond: ops / elapsed,
-    errors,
-    latencyMs: { p50: ms(histogram.getValueAtPercentile(50)), p99: ms(histogram.getValueAtPercentile(99)), p999: ms(histogram.getValueAtPercentile(99.9)), max: ms(histogram.maxValue) },
-    cpuSecondsPerNode: Object.fromEntries(pids.map(({ id }) => [id, Math.round(((after.get(id)?.cpuSeconds ?? 0) - (before.get(id)?.cpuSeconds ?? 0)) * 100) / 100])),
-    rssPeakMbPerNode: Object.fromEntries(pids.map(({ id }) => [id, Math.round((after.get(id)?.rssPeakBytes ?? 0) / 2 ** 20)])),
-    fsyncsPerSecond: fsyncCount / elapsed,
-    entriesPerFsync: fsyncCount > 0 && writesPerOp > 0 ? Math.round((ops * writesPerOp / fsyncCount) * 10) / 10 : null,
-  };
-}
-
-function markdown(results: Cell[]): string {
-  const lines = [
-    '| workload | clients | ops/s | p50 ms | p99 ms | p99.9 ms | errors | leader fsyncs/s | writes/fsync | CPU s (n1/n2/n3) | peak RSS MB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
-  ];
-  for (const cell of results) {
-    lines.push(`| ${cell.workload} | ${cell.concurrency} | ${cell.opsPerSecond.toFixed(0)} | ${cell.latencyMs.p50} | ${cell.latencyMs.p99} | ${cell.latencyMs.p999} | ${cell.errors} | ${cell.fsyncsPerSecond.toFixed(0)} | ${cell.entriesPerFsync ?? '-'} | ${Object.values(cell.cpuSecondsPerNode).join('/')} | ${Object.values(cell.rssPeakMbPerNode).join('/')} |`);
+  // Only the load before the run says something about other processes: at the end it includes
+  // the benchmark's own servers and load generator.
+  const startLoad = machine.loadAverageAtStart[0] ?? 0;
+  if (startLoad > machine.cpus / 2) {
+    notes.push(`The machine was not idle when the run started (1-minute load average ${startLoad.toFixed(1)} on ${machine.cpus} cores): ` +
+      'other processes probably competed with the servers and the load generator, so throughput may be understated and latency, failover times and elections overstated.');
   }
-  return lines.join('\n');
+  const base = {
+    workloads: results.workloads ?? previous.workloads,
+    failover: results.failover ?? previous.failover,
+    soak: results.soak ?? previous.soak,
+    growth: results.growth ?? previous.growth,
+    etcd: results.etcd ?? previous.etcd,
+  };
+  const { help: _help, reportOnly: _reportOnly, merge: _merge, ...recorded } = options;
+  void _help; void _reportOnly; void _merge;
+  const partial: Omit<BenchResults, 'targets'> = {
+    schema: 1,
+    date: new Date(started).toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    machine: { ...machine, loadAverageAtEnd: loadavg().map((value) => Math.round(value * 100) / 100) },
+    options: { ...recorded, etcdBin: etcdBin ?? options.etcdBin },
+    ...Object.fromEntries(Object.entries(base).filter(([, value]) => value !== undefined)),
+    notes,
+  };
+  const final: BenchResults = { ...partial, targets: evaluateTargets(partial, { rssLimitMb: options.rssLimitMb }) };
+  const markdown = writeOutputs(final, dir, true);
+  console.log(markdown);
+  log(`took ${final.durationSeconds} s; wrote ${join(dir, 'latest.json')}, ${join(dir, 'latest.md')} and charts`);
+  for (const target of final.targets) log(describeTarget(target));
 }
 
-await main();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping every cluster`);
+    stopEverything();
+    process.exit(130);
+  });
+}
+process.once('exit', stopEverything);
+
+try {
+  await main();
+} finally {
+  stopEverything();
+}

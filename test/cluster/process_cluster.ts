@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,22 +12,10 @@ import { request } from 'undici';
 
 const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
 
-const handedOut = new Set<number>();
-
-/** A port the OS says is free and that this process has not handed out before. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (typeof address !== 'object' || address === null) throw new Error('no port');
-    if (handedOut.has(address.port)) continue;
-    handedOut.add(address.port);
-    return address.port;
-  }
-  throw new Error('no free port found');
-}
+// Ports below the kernel's ephemeral range (the chaos harness's picker): nodes are restarted on
+// their ports, and a port-0 port could meanwhile be taken by any outbound connection (EADDRINUSE).
+export { freePort } from '../../src/chaos/cluster.ts';
+import { freePort } from '../../src/chaos/cluster.ts';
 
 export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -80,6 +67,10 @@ export interface NodeHandle {
 export interface ProcessClusterOptions {
   readonly nodes?: number;
   readonly config?: Record<string, unknown>;
+  /** Where the nodes' ports come from (default: freePort). */
+  readonly port?: () => Promise<number>;
+  /** Runs once ports and data directories are chosen, before any node starts (to seed data). */
+  readonly beforeStart?: (cluster: ProcessCluster) => Promise<void>;
 }
 
 export class ProcessCluster {
@@ -96,9 +87,16 @@ export class ProcessCluster {
   static async start(options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const cluster = new ProcessCluster(options.config ?? {});
     const count = options.nodes ?? 3;
+    const port = options.port ?? freePort;
     for (let i = 1; i <= count; i++) {
       const id = `n${i}`;
-      cluster.nodes.set(id, { id, clientUrl: `http://127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, process: null, output: [] });
+      cluster.nodes.set(id, { id, clientUrl: `http://127.0.0.1:${await port()}`, peer: `127.0.0.1:${await port()}`, process: null, output: [] });
+    }
+    try {
+      await options.beforeStart?.(cluster);
+    } catch (error) {
+      cluster.stopAll();
+      throw error;
     }
     for (const id of cluster.nodes.keys()) cluster.startNode(id);
     try {
@@ -108,6 +106,11 @@ export class ProcessCluster {
       throw error;
     }
     return cluster;
+  }
+
+  /** The node's data directory (what its config file names). */
+  dataDir(id: string): string {
+    return join(this.dir, id);
   }
 
   private configFor(node: NodeHandle): string {
