@@ -4,11 +4,12 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, PLANTED_BUGS, parseHostPort, type MemberAddress, type NodeConfig } from '../server/config.ts';
+import { DEFAULTS, PLANTED_BUGS, isLoopbackHttpUrl, parseHostPort, type MemberAddress, type NodeConfig } from '../server/config.ts';
 import type { PlantedBug } from '../consensus/config.ts';
 import { runDevCluster } from './dev_cluster.ts';
 import { CliError, registerAdminCommands } from './admin_commands.ts';
 import { registerChaosCommand } from './chaos_command.ts';
+import { registerBackupCommands } from './backup_commands.ts';
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -53,6 +54,12 @@ interface StartFlags {
   electionTicks?: number;
   bodyLimit?: number;
   snapshotEvery?: number;
+  devControl?: string;
+}
+
+function loopbackUrl(value: string): string {
+  if (!isLoopbackHttpUrl(value)) throw new InvalidArgumentError('expected a loopback URL like http://127.0.0.1:7091');
+  return value.replace(/\/$/, '');
 }
 
 function fail(message: string): never {
@@ -106,6 +113,8 @@ export function buildConfig(flags: StartFlags): NodeConfig {
     bodyBytesMax: flags.bodyLimit ?? file.bodyBytesMax ?? DEFAULTS.bodyBytesMax,
     snapshotEveryEntries: flags.snapshotEvery ?? file.snapshotEveryEntries ?? DEFAULTS.snapshotEveryEntries,
     plantedBug,
+    // The dev cluster passes its control server's URL: dev mode (the dashboard's dev actions).
+    ...(flags.devControl === undefined ? {} : { devControlUrl: flags.devControl, devMode: true }),
   };
 }
 
@@ -131,6 +140,7 @@ program.command('start')
   .option('--election-ticks <n>', 'election timeout in ticks', positive)
   .option('--body-limit <bytes>', 'largest request body', positive)
   .option('--snapshot-every <entries>', 'take a snapshot after this many applied entries', positive)
+  .option('--dev-control <url>', 'development only: the dev cluster\'s control server (loopback URL); enables /v1/dev/*', loopbackUrl)
   .action(async (flags: StartFlags) => {
     const config = buildConfig(flags);
     const { startServer } = await import('../server/server.ts');
@@ -151,13 +161,23 @@ program.command('dev')
   .option('--data <dir>', 'data directory', './data')
   .option('--base-port <port>', 'first client port (peers use base+100)', port, 7001)
   .option('--nodes <n>', 'number of nodes', positive, 3)
-  .action(async (flags: { data: string; basePort: number; nodes: number }) => {
+  .option('--control-port <port>', 'loopback port of the control server the dashboard uses to kill, restart and partition nodes (default base+90)', port)
+  .option('--restore <file>', 'seed every node (empty data directories) from this backup before starting')
+  .action(async (flags: { data: string; basePort: number; nodes: number; controlPort?: number; restore?: string }) => {
     await runDevCluster(flags);
   });
 
 registerChaosCommand(program);
 
 registerAdminCommands(program, async (action) => {
+  try {
+    await action();
+  } catch (error) {
+    fail(error instanceof CliError ? error.message : `unexpected error: ${(error as Error).message}`);
+  }
+});
+
+registerBackupCommands(program, async (action) => {
   try {
     await action();
   } catch (error) {

@@ -45,7 +45,18 @@ export interface NodeConfig {
    * a cluster must use the same value.
    */
   readonly changeRetentionEntries: number;
+  /**
+   * Development mode: enables the dev-only fault switch `POST /v1/dev/isolate` (the dashboard's
+   * partition action). Set by `--dev-control` (the dev cluster); never in production.
+   */
   readonly devMode: boolean;
+  /** URL of the dev cluster's loopback control server, advertised to the dashboard (/ui/config.json). */
+  readonly devControlUrl?: string | null;
+  /**
+   * Extra origins allowed to make cross-origin requests (CORS), besides the members' own client
+   * origins; '*' allows any. For a dashboard opened under another name than the members' URLs.
+   */
+  readonly corsOrigins?: readonly string[];
   /**
    * A known bug switched on to prove the chaos suite's checkers can fail. Only read from the
    * environment (UNDERSTUDY_PLANTED_BUG with UNDERSTUDY_ALLOW_PLANTED_BUGS=1), never from a file.
@@ -99,6 +110,12 @@ export function validateNodeConfig(config: NodeConfig): string[] {
     clients.add(member.client);
   }
   if (!ids.has(config.id)) problems.push(`this node '${config.id}' is not among the members`);
+  if (config.devControlUrl !== undefined && config.devControlUrl !== null && !isLoopbackHttpUrl(config.devControlUrl)) {
+    problems.push(`devControlUrl '${config.devControlUrl}' must be a loopback http URL (http://127.0.0.1:<port>)`);
+  }
+  for (const origin of config.corsOrigins ?? []) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`corsOrigins entry '${origin}' must be '*' or an origin like http://host:port`);
+  }
   if (config.plantedBug !== undefined && config.plantedBug !== null && !PLANTED_BUGS.includes(config.plantedBug)) {
     problems.push(`unknown planted bug '${String(config.plantedBug)}'`);
   }
@@ -123,4 +140,10 @@ export function validateNodeConfig(config: NodeConfig): string[] {
     if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`${name} port ${port} is invalid`);
   }
   return problems;
+}
+
+/** http://127.0.0.1:<port>, http://localhost:<port> or http://[::1]:<port> (no path). */
+export function isLoopbackHttpUrl(value: string): boolean {
+  const match = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})\/?$/.exec(value);
+  return match !== null && Number(match[2]) > 0 && Number(match[2]) <= 65535;
 }

@@ -15,6 +15,10 @@ import { validateIdempotencyKey, type ChangeRecord, type StoredDocument } from '
 import { ApiError, ERROR_CATALOGUE } from './errors.ts';
 import { NotLeaderError, type AckLevel, type ReadConsistency, type ReadMeta, type UnderstudyNode, type UserOp, type WriteResponse } from './node.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { allowedOrigins, installCors } from './cors.ts';
+import { LATENCY_BUCKET_BASE, LATENCY_BUCKET_MIN_MS } from './history.ts';
+import { registerBackupRoute } from './backup.ts';
+import { chooseSwitchoverTarget, SwitchoverRefused, SWITCHOVER_DEFAULTS, waitForNewLeader, type SwitchoverView } from './switchover.ts';
 
 export interface AppOptions {
   readonly node: UnderstudyNode;
@@ -155,9 +159,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
   });
 
+  // CORS for the dashboard, which polls every member from the page one of them served. Before
+  // authentication: a preflight carries no token.
+  installCors(app, () => allowedOrigins(memberClientUrls(node), node.config.corsOrigins ?? []));
+
   app.addHook('onRequest', async (request, reply) => {
     (request as FastifyRequest & { startedAt?: number }).startedAt = performance.now();
-    if (options.authToken === null || request.url.startsWith('/v1/health/')) return;
+    // The dashboard's static files hold no data: a browser must load them before it can send a token.
+    if (options.authToken === null || request.url.startsWith('/v1/health/') || isDashboardPath(request.url)) return;
     const authorization = request.headers.authorization;
     if (authorization !== `Bearer ${options.authToken}`) {
       reply.header('www-authenticate', 'Bearer realm="understudy"');
@@ -169,9 +178,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const metrics = options.metrics;
     if (metrics === undefined) return;
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     const startedAt = (request as FastifyRequest & { startedAt?: number }).startedAt;
-    if (startedAt !== undefined) metrics.requestSeconds.observe({ method: request.method, route }, (performance.now() - startedAt) / 1000);
+    if (startedAt === undefined) {
+      metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+      return;
+    }
+    metrics.observeRequest(request.method, route, reply.statusCode, (performance.now() - startedAt) / 1000, request.headers[FORWARDED_HEADER] !== undefined);
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -365,6 +377,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.get('/v1/cluster', async (request) => {
     const query = queryOf(request, ['local']);
     const wantLocal = enumParam(query['local'], 'local', ['true', 'false'] as const, 'false') === 'true';
+    return clusterView(request, wantLocal);
+  });
+
+  async function clusterView(request: FastifyRequest, wantLocal: boolean): Promise<Record<string, unknown>> {
     const local = node.status();
     if (wantLocal || local.role === 'leader' || local.leaderClientUrl === null || header(request, FORWARDED_HEADER) !== undefined) {
       return { ...local, servedBy: node.id };
@@ -382,7 +398,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     } catch {
       return { ...local, servedBy: node.id };
     }
-  });
+  }
 
   app.get('/v1/health/leader', async (_request, reply) => {
     const ok = node.isStarted && node.core.role === 'leader' && node.core.transferTarget === null;
@@ -412,6 +428,91 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
   });
 
+  // Forced failover (unsafe recovery from a majority lost for good): always on THIS node, never
+  // forwarded. GET is the plan and its risk; POST acts, and only with the node's own id as
+  // confirmation, so a request sent to the wrong node by mistake changes nothing.
+  app.get('/v1/admin/force-failover', async (request) => {
+    queryOf(request, []);
+    return node.forceFailoverPlan();
+  });
+
+  app.post('/v1/admin/force-failover', async (request) => {
+    queryOf(request, []);
+    const body = request.body as { confirm?: unknown } | undefined;
+    if (body === undefined || body === null || typeof body !== 'object' || typeof body.confirm !== 'string') {
+      throw new ApiError('BAD_REQUEST', `body must be {"confirm": "${node.id}"}: the id of the node that is to lead alone`);
+    }
+    if (body.confirm !== node.id) {
+      throw new ApiError('BAD_REQUEST', `confirm names ${JSON.stringify(body.confirm).slice(0, 80)}, but this is node ${node.id}: nothing was changed`);
+    }
+    const plan = node.forceFailover();
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline && !(node.isStarted && node.core.role === 'leader' && node.core.commitIndex >= plan.lastIndex)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const status = node.status();
+    return { ok: status.role === 'leader', plan, leaderId: status.leaderId, term: status.term, commitIndex: status.commitIndex, membership: status.membership };
+  });
+
+  // A planned switchover in one request (the dashboard's action): the same target choice and
+  // refusals as `understudy switchover` (switchover.ts), the Raft transfer on the leader, and a
+  // bounded wait until this node knows the target as leader.
+  app.post('/v1/admin/switchover', async (request) => {
+    queryOf(request, []);
+    const body = parseSwitchoverBody(request.body);
+    const view = await clusterView(request, false) as unknown as SwitchoverView & { leaderClientUrl?: string | null };
+    let target;
+    try {
+      target = chooseSwitchoverTarget(view, { to: body.to, maxLagEntries: body.maxLagEntries });
+    } catch (error) {
+      if (!(error instanceof SwitchoverRefused)) throw error;
+      if (error.noLeader) throw new ApiError('NO_LEADER', error.message, { retryAfterMs: 200 });
+      throw new ApiError('SWITCHOVER_REFUSED', error.message);
+    }
+    const from = view.leaderId;
+    const started = performance.now();
+    if (node.isStarted && node.core.role === 'leader' && node.id === from) {
+      node.transferLeadership(target.id);
+    } else {
+      await forwardTransfer(request, view.leaderClientUrl ?? null, target.id);
+    }
+    const moved = await waitForNewLeader(() => (node.isStarted ? node.core.leaderId : null), target.id, body.timeoutMs);
+    if (!moved) {
+      throw new ApiError('SWITCHOVER_TIMEOUT', `leadership did not move to ${target.id} within ${body.timeoutMs} ms (the transfer aborts by itself; check GET /v1/cluster)`, { leaderId: node.isStarted ? node.core.leaderId : null });
+    }
+    return { ok: true, from, to: target.id, durationMs: Math.round(performance.now() - started) };
+  });
+
+  async function forwardTransfer(request: FastifyRequest, leaderUrl: string | null, target: string): Promise<void> {
+    if (leaderUrl === null) throw new ApiError('NO_LEADER', 'the leader\'s address is not known; retry shortly', { retryAfterMs: 200 });
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: node.id, 'content-type': 'application/json' };
+    if (typeof request.headers.authorization === 'string') headers['authorization'] = request.headers.authorization;
+    let response;
+    try {
+      response = await httpRequest(`${leaderUrl}/v1/admin/transfer`, {
+        method: 'POST', headers, body: JSON.stringify({ to: target }), headersTimeout: 5_000, bodyTimeout: 5_000,
+      });
+    } catch (error) {
+      throw new ApiError('NOT_LEADER', `the leader at ${leaderUrl} could not be reached: ${(error as Error).message}`, { leaderUrl, retryAfterMs: 100 });
+    }
+    const text = await response.body.text();
+    if (response.statusCode < 300) return;
+    let relayed: Record<string, unknown> = {};
+    try {
+      relayed = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // not JSON
+    }
+    const { code, message, outcome: _outcome, retryable: _retryable, ...details } = relayed;
+    if (typeof code === 'string' && Object.hasOwn(ERROR_CATALOGUE, code)) {
+      throw new ApiError(code as keyof typeof ERROR_CATALOGUE, typeof message === 'string' ? message : 'the leader refused the transfer', details);
+    }
+    throw new ApiError('UNAVAILABLE', `the leader answered HTTP ${response.statusCode} to the transfer`);
+  }
+
+  // A consistent backup of the whole state (backup.ts, issue 6).
+  registerBackupRoute(app, { node, readTimeoutMs: options.readTimeoutMs, query: queryOf });
+
   app.post('/v1/admin/members', async (request, reply) => {
     queryOf(request, []);
     const change = parseMembershipChange(request.body);
@@ -427,10 +528,62 @@ export function buildApp(options: AppOptions): FastifyInstance {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();
     });
+
+    // The last few minutes, one sample per second (history.ts), for the dashboard's charts.
+    app.get('/v1/stats/history', async (request) => {
+      const query = queryOf(request, ['after']);
+      const after = intParam(query['after'], 'after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+      return {
+        node: node.id, bootId: metrics.events.bootId, intervalMs: metrics.history.intervalMs, capacity: metrics.history.capacity,
+        latencyBuckets: { base: LATENCY_BUCKET_BASE, minMs: LATENCY_BUCKET_MIN_MS },
+        samples: metrics.history.since(after),
+      };
+    });
+
+    // Notable events (history.ts), for the dashboard's timeline; resume with after=<lastSeq>.
+    app.get('/v1/events', async (request) => {
+      const query = queryOf(request, ['after', 'limit']);
+      const after = intParam(query['after'], 'after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+      const limit = intParam(query['limit'], 'limit', 1, 1000) ?? 1000;
+      const events = metrics.events.after(after, limit);
+      return { node: node.id, bootId: metrics.events.bootId, lastSeq: metrics.events.lastSeq, oldestSeq: metrics.events.oldestSeq, events };
+    });
   }
 
   options.extend?.(app);
   return app;
+}
+
+function isDashboardPath(url: string): boolean {
+  const path = url.split('?')[0] ?? '';
+  return path === '/ui' || path.startsWith('/ui/');
+}
+
+/** Every member's client URL this node knows: from its configuration and from the membership. */
+export function memberClientUrls(node: UnderstudyNode): string[] {
+  const urls = node.config.members.map((member) => member.client);
+  if (node.isStarted) {
+    for (const address of Object.values(node.core.membership.addresses ?? {})) urls.push(address.client);
+  }
+  return urls;
+}
+
+function parseSwitchoverBody(body: unknown): { to: string | undefined; maxLagEntries: number; timeoutMs: number } {
+  // A JSON body is required (send {} for the defaults): a cross-site form post cannot send one.
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError('BAD_REQUEST', 'body must be {"to"?: "<node id>", "maxLagEntries"?: <entries>, "timeoutMs"?: <ms>}');
+  }
+  const { to, maxLagEntries, timeoutMs, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw new ApiError('BAD_REQUEST', `unknown member '${unknown}'`);
+  if (to !== undefined && (typeof to !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(to))) throw new ApiError('BAD_REQUEST', 'to must be a node id (1-64 characters of [A-Za-z0-9_-])');
+  if (maxLagEntries !== undefined && (!Number.isSafeInteger(maxLagEntries) || (maxLagEntries as number) < 0)) throw new ApiError('BAD_REQUEST', 'maxLagEntries must be a non-negative integer');
+  if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || (timeoutMs as number) < 1 || (timeoutMs as number) > 120_000)) throw new ApiError('BAD_REQUEST', 'timeoutMs must be an integer between 1 and 120000');
+  return {
+    to: to as string | undefined,
+    maxLagEntries: (maxLagEntries as number | undefined) ?? SWITCHOVER_DEFAULTS.maxLagEntries,
+    timeoutMs: (timeoutMs as number | undefined) ?? SWITCHOVER_DEFAULTS.timeoutMs,
+  };
 }
 
 function parseMembershipChange(body: unknown): MembershipChange {

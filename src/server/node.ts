@@ -40,6 +40,8 @@ export interface NodeLogStorage extends ReplicaStorage {
 
 export interface NodeDocumentStore extends DocumentStore {
   snapshot(): Uint8Array;
+  /** snapshot() without holding the event loop (LmdbDocumentStore); state fixed at the call. */
+  snapshotAsync?(): Promise<Uint8Array>;
   restore(bytes: Uint8Array): DocumentError | null;
   close?(): void | Promise<void>;
 }
@@ -130,12 +132,39 @@ export interface NodeDependencies {
   readonly onEvent?: (event: NodeEvent) => void;
 }
 
+export interface ForceFailoverPlan {
+  readonly node: NodeId;
+  readonly role: string;
+  readonly term: Term;
+  readonly lastIndex: LogIndex;
+  readonly lastTerm: Term;
+  readonly commitIndex: LogIndex;
+  readonly appliedIndex: LogIndex;
+  readonly uncommittedEntries: number;
+  readonly membership: Membership;
+  readonly voters: readonly { readonly id: NodeId; readonly reachable: boolean; readonly lastHeardMsAgo: number | null }[];
+  readonly majorityReachable: boolean;
+  /** Why forcing is refused right now, or null. */
+  readonly refusal: string | null;
+  /** What forcing would cost, one sentence per line, for the operator to read before confirming. */
+  readonly risk: readonly string[];
+}
+
 export type NodeEvent =
-  | { readonly type: 'leaderChanged'; readonly term: Term; readonly leaderId: NodeId | null; readonly failoverMs: number | null }
+  | {
+    readonly type: 'leaderChanged'; readonly term: Term; readonly leaderId: NodeId | null;
+    /** From when this node noticed the leader was gone to when it knew the new one. */
+    readonly failoverMs: number | null;
+    /** The leader this node knew before (null for the first leader after start). */
+    readonly previousLeaderId?: NodeId | null;
+    /** From this node's last contact with the previous leader to when it knew the new one. */
+    readonly sinceLeaderContactMs?: number | null;
+  }
   | { readonly type: 'roleChanged'; readonly role: string; readonly term: Term }
-  | { readonly type: 'snapshot'; readonly index: LogIndex }
+  | { readonly type: 'snapshot'; readonly index: LogIndex; readonly source: 'taken' | 'installed'; readonly bytes: number | null; readonly durationMs: number | null }
   | { readonly type: 'persisted'; readonly durationMs: number; readonly entries: number; readonly synced: boolean }
-  | { readonly type: 'applied'; readonly entries: number };
+  | { readonly type: 'applied'; readonly entries: number }
+  | { readonly type: 'membershipChanged'; readonly voters: readonly NodeId[]; readonly learners: readonly NodeId[] };
 
 interface AckWaiter {
   readonly index: LogIndex;
@@ -187,6 +216,12 @@ export class UnderstudyNode {
   /** When each peer was last heard from (monotonic ms): who can acknowledge ack=all writes. */
   private readonly lastHeard = new Map<NodeId, number>();
   private leaderLostAt: number | null = null;
+  /** Last message from the leader this node knows (monotonic ms), for the failover time. */
+  private leaderContactAt: number | null = null;
+  /** The leader lost most recently and this node's last contact with it, until a new one is known. */
+  private lostLeaderId: NodeId | null = null;
+  private lostLeaderContactAt: number | null = null;
+  private lastMembershipKey: string | null = null;
   private lastRole = '';
   private lastLeader: NodeId | null = null;
   private lastTerm = 0;
@@ -213,6 +248,11 @@ export class UnderstudyNode {
 
   get core(): RaftCore {
     return this.replica.core;
+  }
+
+  /** The document store (read-only use: backups, see backup.ts). */
+  get documentStore(): NodeDocumentStore {
+    return this.deps.documents;
   }
 
   get isStarted(): boolean {
@@ -255,6 +295,7 @@ export class UnderstudyNode {
       stateMachine: {
         apply: (entry) => this.applyEntry(entry),
         snapshot: () => documents.snapshot(),
+        ...(documents.snapshotAsync === undefined ? {} : { snapshotAsync: () => documents.snapshotAsync!() }),
         restore: (bytes) => {
           const problem = documents.restore(bytes);
           if (problem !== null) throw new Error(`snapshot restore failed: ${problem.message}`);
@@ -268,8 +309,10 @@ export class UnderstudyNode {
       stateMachineAppliedIndex: appliedInStore,
       observer: {
         onAdvanced: () => this.afterProgress(),
-        onSnapshotRestored: (meta) => this.deps.onEvent?.({ type: 'snapshot', index: meta.index }),
+        onSnapshotRestored: (meta) => this.deps.onEvent?.({ type: 'snapshot', index: meta.index, source: 'installed', bytes: null, durationMs: null }),
+        onSnapshotTaken: (meta, info) => this.deps.onEvent?.({ type: 'snapshot', index: meta.index, source: 'taken', bytes: info.bytes, durationMs: info.durationMs }),
       },
+      now: () => this.monotonicMs(),
     });
     this.lastTickAt = this.monotonicMs();
     this.ticker = setInterval(() => this.onTimer(), Math.max(1, Math.floor(this.config.tickMs / 2)));
@@ -290,10 +333,16 @@ export class UnderstudyNode {
           done(null);
         });
       },
-      saveSnapshot: (meta, bytes) => {
-        log.saveSnapshot(meta, bytes);
-        this.deps.onEvent?.({ type: 'snapshot', index: meta.index });
-      },
+      saveSnapshot: (meta, bytes) => log.saveSnapshot(meta, bytes),
+      ...(log.saveSnapshotAsync === undefined ? {} : {
+        saveSnapshotAsync: (meta, bytes, done) => log.saveSnapshotAsync!(meta, bytes, (error, saved) => {
+          if (error !== null) {
+            this.fail(error);
+            return;
+          }
+          done(null, saved);
+        }),
+      }),
       readSnapshotChunk: (index, offset, bytesMax) => log.readSnapshotChunk(index, offset, bytesMax),
       loadSnapshot: () => log.loadSnapshot(),
     };
@@ -321,13 +370,27 @@ export class UnderstudyNode {
     if (due <= 0) return;
     this.lastTickAt += due * this.config.tickMs;
     const ticks = Math.min(due, MAX_CATCH_UP_TICKS);
-    for (let i = 0; i < ticks && !this.stopped; i++) this.replica.tick();
+    this.replica.tick();
+    if (ticks > 1) {
+      // Late: the process was stalled (GC, a long synchronous call, SIGSTOP), and the messages
+      // that arrived meanwhile wait in the sockets. Timers run before the poll phase reads them;
+      // setImmediate runs after it. Reading them first keeps a leader whose followers did answer
+      // from stepping down by CheckQuorum, and a follower whose leader did send heartbeats from
+      // starting an election. Safe because this server never enables lease reads (RaftCore's
+      // leaseReads): every read is confirmed by a quorum round, so a leader that believes less
+      // time has passed than did cannot serve a stale read.
+      setImmediate(() => {
+        for (let i = 1; i < ticks && !this.stopped; i++) this.replica.tick();
+        this.afterProgress();
+      });
+    }
     this.afterProgress();
   }
 
   receive(message: Message): void {
     if (this.stopped || this.replicaValue === null) return;
     this.lastHeard.set(message.from, this.monotonicMs());
+    if (message.from === this.core.leaderId) this.leaderContactAt = this.monotonicMs();
     if (message.from === this.core.leaderId || message.type === 'appendEntries' || message.type === 'heartbeat') {
       if (message.term >= this.core.term) this.lastLeaderContact = this.monotonicMs();
     }
@@ -344,17 +407,34 @@ export class UnderstudyNode {
     }
     if (core.leaderId !== this.lastLeader) {
       const now = this.monotonicMs();
+      const initial = this.lastLeader === null && this.lastTerm === 0;
+      if (this.lastLeader !== null) {
+        // Losing (or replacing) a known leader: remember when we last heard from it (a leader
+        // that steps down "hears from itself" until now).
+        this.lostLeaderId = this.lastLeader;
+        this.lostLeaderContactAt = this.lastLeader === this.id ? now : this.leaderContactAt;
+      }
       if (core.leaderId === null) {
         this.leaderLostAt ??= now;
       } else {
-        const failoverMs = this.leaderLostAt === null || this.lastLeader === null && this.lastTerm === 0 ? null : now - this.leaderLostAt;
-        this.deps.onEvent?.({ type: 'leaderChanged', term: core.term, leaderId: core.leaderId, failoverMs });
+        const failoverMs = this.leaderLostAt === null || initial ? null : now - this.leaderLostAt;
+        const previousLeaderId = initial ? null : this.lostLeaderId;
+        const sinceLeaderContactMs = previousLeaderId === null || this.lostLeaderContactAt === null ? null : now - this.lostLeaderContactAt;
+        this.deps.onEvent?.({ type: 'leaderChanged', term: core.term, leaderId: core.leaderId, failoverMs, previousLeaderId, sinceLeaderContactMs });
         this.leaderLostAt = null;
+        this.lostLeaderId = null;
+        this.lostLeaderContactAt = null;
+        this.leaderContactAt = now;
       }
       this.lastLeader = core.leaderId;
     }
     this.lastTerm = core.term;
     this.syncPeers();
+    const membershipKey = `${core.membership.voters.join(',')}|${core.membership.learners.join(',')}`;
+    if (membershipKey !== this.lastMembershipKey) {
+      if (this.lastMembershipKey !== null) this.deps.onEvent?.({ type: 'membershipChanged', voters: core.membership.voters, learners: core.membership.learners });
+      this.lastMembershipKey = membershipKey;
+    }
     if (core.role === 'leader') {
       this.lastLeaderContact = this.monotonicMs();
       this.noteAppendTimes();
@@ -734,6 +814,59 @@ export class UnderstudyNode {
 
   // ---------------------------------------------------------------------------------------------
   // Administration and status.
+
+  /**
+   * What `failover --force` on this node would do and risk, without changing anything. Refused
+   * (refusal set) while a majority of voters is reachable or a leader is alive: then the safe
+   * paths (waiting for the election, switchover) apply.
+   */
+  forceFailoverPlan(): ForceFailoverPlan {
+    this.requireRunning();
+    const core = this.core;
+    const now = this.monotonicMs();
+    // Three election timeouts: a voter silent that long is not in the middle of a slow election.
+    const horizon = now - 3 * this.config.tickMs * this.config.electionTimeoutTicks;
+    const voters = core.membership.voters.map((id) => {
+      const heard = id === this.id ? now : this.lastHeard.get(id) ?? null;
+      return { id, reachable: heard !== null && heard >= horizon, lastHeardMsAgo: heard === null ? null : Math.round(now - heard) };
+    });
+    const reachable = voters.filter((voter) => voter.reachable).length;
+    const majorityReachable = reachable > voters.length / 2;
+    const leaderAlive = core.role === 'leader'
+      ? majorityReachable
+      : core.leaderId !== null && this.lastLeaderContact !== null && now - this.lastLeaderContact < this.config.tickMs * this.config.electionTimeoutTicks;
+    const refusal = !core.membership.voters.includes(this.id) && !core.membership.learners.includes(this.id)
+      ? `${this.id} is not a member of the cluster`
+      : leaderAlive
+        ? `a leader is alive (${core.leaderId ?? this.id}, term ${core.term}): use switchover for a planned change`
+        : majorityReachable
+          ? `${reachable} of ${voters.length} voters are reachable, a majority: the cluster can elect a leader by itself; wait for it (or fix the network) instead of forcing`
+          : null;
+    const uncommitted = core.lastIndex - core.commitIndex;
+    const risk = [
+      `${this.id} holds log entries up to index ${core.lastIndex} (term ${core.lastTerm}); it knows entries up to ${core.commitIndex} to be committed.`,
+      `Writes the lost voters (${voters.filter((voter) => !voter.reachable).map((voter) => voter.id).join(', ') || 'none'}) acknowledged after index ${core.lastIndex} are lost for good if this node is not the most up-to-date survivor: compare lastIndex/lastTerm of every survivor first.`,
+      uncommitted > 0
+        ? `${uncommitted} entr${uncommitted === 1 ? 'y' : 'ies'} (${core.commitIndex + 1}-${core.lastIndex}) were never confirmed committed; forcing commits them (a client may have been told they failed or timed out).`
+        : 'Every entry in its log is known to be committed.',
+      `Afterwards ${this.id} is the only voter. The old members must not rejoin with their data: wipe their data directories and add them back with \`understudy member add\`.`,
+    ];
+    return {
+      node: this.id, role: core.role, term: core.term, lastIndex: core.lastIndex, lastTerm: core.lastTerm,
+      commitIndex: core.commitIndex, appliedIndex: this.replica.appliedIndex, uncommittedEntries: uncommitted,
+      membership: core.membership, voters, majorityReachable, refusal, risk,
+    };
+  }
+
+  /** Unsafe recovery (RaftCore.forceSoleVoter) after forceFailoverPlan() raised no refusal. */
+  forceFailover(): ForceFailoverPlan {
+    const plan = this.forceFailoverPlan();
+    if (plan.refusal !== null) throw new ApiError('FORCE_FAILOVER_REFUSED', plan.refusal, { plan });
+    this.core.forceSoleVoter();
+    this.replica.pump();
+    this.afterProgress();
+    return plan;
+  }
 
   transferLeadership(target: NodeId): void {
     this.requireLeader();

@@ -10,8 +10,10 @@ import { LmdbDocumentStore, LmdbLogStorage } from '../storage/index.ts';
 import { TcpTransport } from '../transport/tcp_transport.ts';
 import { parseHostPort, validateNodeConfig, type NodeConfig } from './config.ts';
 import { buildApp } from './http.ts';
+import { registerDashboard } from './dashboard.ts';
 import { NodeMetrics } from './metrics.ts';
 import { UnderstudyNode, type NodeEvent } from './node.ts';
+import { StallDetector } from './stall_detector.ts';
 
 export interface RunningServer {
   readonly node: UnderstudyNode;
@@ -58,30 +60,46 @@ export async function startServer(
     onEvent: (event) => {
       metrics.onEvent(event);
       options.onEvent?.(event);
-      if (event.type === 'leaderChanged') logger.info({ term: event.term, leader: event.leaderId, failoverMs: event.failoverMs }, 'leader changed');
+      if (event.type === 'leaderChanged') logger.info({ term: event.term, leader: event.leaderId, failoverMs: event.failoverMs, sinceLeaderContactMs: event.sinceLeaderContactMs }, 'leader changed');
       else if (event.type === 'roleChanged') logger.info({ role: event.role, term: event.term }, 'role changed');
-      else if (event.type === 'snapshot') logger.info({ index: event.index }, 'snapshot');
+      else if (event.type === 'snapshot') logger.info({ index: event.index, source: event.source, bytes: event.bytes, durationMs: event.durationMs }, 'snapshot');
     },
   });
   const started = node;
+  metrics.events.add({ type: 'started' });
   started.start();
   await transport.start();
   const app = buildApp({
     node: started, metrics, bodyBytesMax: config.bodyBytesMax, authToken: config.authToken,
     writeTimeoutMs: config.writeTimeoutMs, readTimeoutMs: config.readTimeoutMs,
-    extend: options.extend === undefined ? undefined : (instance) => options.extend?.(instance, started),
+    extend: (instance) => {
+      // The dashboard (/ui) and, in dev mode, its fault switch (/v1/dev/isolate).
+      registerDashboard(instance, { node: started, transport, metrics, authRequired: config.authToken !== null });
+      options.extend?.(instance, started);
+    },
   });
   await app.listen({ host: config.clientHost, port: config.clientPort });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.clientPort;
   const clientUrl = `http://${config.clientHost}:${port}`;
   logger.info({ id: config.id, client: clientUrl, peer: `${config.peerHost}:${transport.port}` }, 'understudy node started');
+  // Half the shortest election timeout: a stall that long already risks an election.
+  const stalls = new StallDetector({
+    intervalMs: 20,
+    reportAtMs: Math.max(50, (config.tickMs * config.electionTimeoutTicks) / 2),
+    onStall: (stalledMs) => {
+      metrics.eventLoopStalls.observe(stalledMs / 1000);
+      logger.warn({ stalledMs: Math.round(stalledMs), role: started.isStarted ? started.core.role : 'stopped' }, 'event loop stalled');
+    },
+  });
   let stopping: Promise<void> | null = null;
   return {
     node: started, app, transport, clientUrl,
     stop: () => {
       stopping ??= (async () => {
+        stalls.stop();
         await app.close();
+        metrics.close();
         await transport.close();
         await started.stop();
       })();

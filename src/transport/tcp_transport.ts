@@ -61,6 +61,9 @@ export class TcpTransport {
   private readonly inbound = new Set<Socket>();
   private server: Server | null = null;
   private closed = false;
+  private isolatedValue = false;
+  /** Messages dropped in or out while isolated (the dev-only partition switch). */
+  isolatedDrops = 0;
   messagesSent = 0;
   messagesReceived = 0;
   authFailures = 0;
@@ -88,6 +91,38 @@ export class TcpTransport {
   get port(): number {
     const address = this.server?.address();
     return typeof address === 'object' && address !== null ? address.port : this.options.listenPort;
+  }
+
+  get isolated(): boolean {
+    return this.isolatedValue;
+  }
+
+  /**
+   * Development fault switch (POST /v1/dev/isolate in dev mode): while isolated, this node
+   * drops its peer connections, refuses new ones and drops every Raft message to or from a peer,
+   * as in a network partition around it. Healing dials the peers again at once (they redial us
+   * within their reconnect backoff, at most `reconnectDelayMsMax`).
+   */
+  setIsolated(isolated: boolean): void {
+    if (isolated === this.isolatedValue) return;
+    this.isolatedValue = isolated;
+    if (isolated) {
+      for (const link of this.links.values()) {
+        this.isolatedDrops += link.queue.length;
+        link.queue = [];
+        this.dropLink(link);
+      }
+      for (const socket of this.inbound) socket.destroy();
+      this.inbound.clear();
+      return;
+    }
+    if (this.server === null || this.closed) return;
+    for (const link of this.links.values()) {
+      if (link.socket === null && link.timer === null) {
+        link.attempts = 0;
+        this.dial(link);
+      }
+    }
   }
 
   isConnected(peer: NodeId): boolean {
@@ -121,6 +156,10 @@ export class TcpTransport {
   send(message: Message): void {
     const link = this.links.get(message.to);
     if (link === undefined || this.closed) return;
+    if (this.isolatedValue) {
+      this.isolatedDrops++;
+      return;
+    }
     link.queue.push(message);
     if (link.queue.length > this.options.queueMessagesMax) {
       link.queue.shift();
@@ -161,7 +200,7 @@ export class TcpTransport {
   }
 
   private dial(link: PeerLink): void {
-    if (this.closed || this.links.get(link.address.id) !== link) return;
+    if (this.closed || this.isolatedValue || this.links.get(link.address.id) !== link) return;
     const socket = connect({ host: link.address.host, port: link.address.port });
     socket.setNoDelay(true);
     link.socket = socket;
@@ -217,7 +256,7 @@ export class TcpTransport {
   }
 
   private accept(socket: Socket): void {
-    if (this.closed) {
+    if (this.closed || this.isolatedValue) {
       socket.destroy();
       return;
     }
@@ -258,6 +297,10 @@ export class TcpTransport {
         }
         for (const message of frame as Message[]) {
           if (message?.from !== peer || message.to !== this.options.self) continue;
+          if (this.isolatedValue) {
+            this.isolatedDrops++;
+            continue;
+          }
           this.messagesReceived++;
           this.options.onMessage(message);
         }
