@@ -49,6 +49,11 @@ export interface ReplicaStateMachine<R> {
    */
   snapshotAsync?(): Promise<Uint8Array>;
   restore(bytes: Uint8Array): void;
+  /**
+   * Optional: runs `applyAll` (several apply() calls) as one unit of storage work, e.g. one
+   * commit for all the entries of a Ready. Each apply() still sees the ones before it.
+   */
+  batch?(applyAll: () => void): void;
 }
 
 export interface ReplicaTransport {
@@ -212,7 +217,11 @@ export class Replica<R> {
     assert(this.persisting === ready, 'persist completions arrive in order');
     if (ready.snapshot !== null) this.restoreSnapshot(ready.snapshot);
     for (const message of ready.messagesAfterPersist) this.send(message);
-    for (const entry of ready.committed) this.applyEntry(entry);
+    const applyAll = (): void => {
+      for (const entry of ready.committed) this.applyEntry(entry);
+    };
+    if (ready.committed.length > 1 && this.stateMachine.batch !== undefined) this.stateMachine.batch(applyAll);
+    else applyAll();
     for (const readState of ready.readStates) {
       const callback = this.readsAwaitingIndex.get(readState.requestId);
       if (callback === undefined) continue;

@@ -131,7 +131,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     logger: false,
     return503OnClosing: true,
     // Ids may be 256 characters, and URL-encoding can triple them.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     ajv: { customOptions: { removeAdditional: false } },
     frameworkErrors: (error, _request, reply) => {
       const message = error.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (bad percent-encoding)' : error.message;

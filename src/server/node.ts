@@ -42,6 +42,8 @@ export interface NodeDocumentStore extends DocumentStore {
   snapshot(): Uint8Array;
   /** snapshot() without holding the event loop (LmdbDocumentStore); state fixed at the call. */
   snapshotAsync?(): Promise<Uint8Array>;
+  /** Every transaction() inside `fn` shares one storage commit (LmdbDocumentStore). */
+  batch?<T>(fn: () => T): T;
   restore(bytes: Uint8Array): DocumentError | null;
   close?(): void | Promise<void>;
 }
@@ -296,6 +298,7 @@ export class UnderstudyNode {
         apply: (entry) => this.applyEntry(entry),
         snapshot: () => documents.snapshot(),
         ...(documents.snapshotAsync === undefined ? {} : { snapshotAsync: () => documents.snapshotAsync!() }),
+        ...(documents.batch === undefined ? {} : { batch: (applyAll: () => void) => documents.batch!(applyAll) }),
         restore: (bytes) => {
           const problem = documents.restore(bytes);
           if (problem !== null) throw new Error(`snapshot restore failed: ${problem.message}`);

@@ -50,6 +50,9 @@ test('cluster: a retried write with the same idempotency key applies once, acros
   const cluster = await ProcessCluster.start();
   try {
     const leader = await cluster.waitForLeader();
+    // ack=all needs every voter heard from within an election timeout (else a retryable 503
+    // NOT_ENOUGH_REPLICAS): right after the election the leader may not have heard from all yet.
+    await cluster.waitForConvergence();
     const headers = { 'idempotency-key': 'create-order-42' };
     const first = await http('POST', `${cluster.url(leader)}/v1/docs/orders?ack=all`, { item: 'book' }, headers);
     assert.equal(first.status, 201);

@@ -361,3 +361,36 @@ test('snapshotAsync gives snapshot()\'s bytes for the state at the call, whateve
     }
   });
 });
+
+test('batch: transactions inside share one commit, see each other, and a throw writes nothing of the batch', async () => {
+  await withTempDir('docs-batch', async (dir) => {
+    const lmdb = LmdbDocumentStore.open(dir);
+    try {
+      const results = lmdb.batch(() => [1, 2, 3].map((i) => lmdb.transaction((tx) => {
+        const before = tx.get('c', 'counter');
+        const next = (before === null ? 0 : (before.body['n'] as number)) + i;
+        tx.put(doc('c', 'counter', { n: next }, before === null ? 1 : before.version + 1));
+        tx.putMeta(`m${i}`, i);
+        return next;
+      })));
+      assert.deepEqual(results, [1, 3, 6], 'each transaction saw the writes of the ones before it');
+      assert.deepEqual(lmdb.get('c', 'counter')?.body, { n: 6 });
+      assert.equal(lmdb.get('c', 'counter')?.version, 3);
+      const digest = lmdb.digest();
+      assert.throws(() => lmdb.batch(() => {
+        lmdb.transaction((tx) => tx.put(doc('c', 'lost', {})));
+        lmdb.transaction((tx) => tx.putMeta('m9', 9));
+        throw new Error('boom');
+      }), /boom/);
+      assert.equal(lmdb.get('c', 'lost'), null, 'nothing of the failed batch was written');
+      assert.equal(lmdb.getMeta('m9'), undefined);
+      assert.equal(lmdb.digest(), digest);
+      assert.throws(() => lmdb.batch(() => lmdb.batch(() => 1)), /batches do not nest/);
+      // The store is usable afterwards, in and out of batches.
+      lmdb.put(doc('c', 'after', {}));
+      assert.equal(lmdb.batch(() => lmdb.transaction((tx) => tx.get('c', 'after')?.id)), 'after');
+    } finally {
+      await lmdb.close();
+    }
+  });
+});

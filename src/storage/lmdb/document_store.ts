@@ -369,6 +369,7 @@ export class LmdbDocumentStore implements DocumentStore {
   readonly meta: BinaryDb;
   private readonly committed: Reader;
   private openTransaction: LmdbTransaction | null = null;
+  private inBatch = false;
   /** A read transaction for direct store reads while a write transaction is open. */
   private sideReadTxn: Transaction | null = null;
   private closed = false;
@@ -475,18 +476,43 @@ export class LmdbDocumentStore implements DocumentStore {
     assert(this.openTransaction === null, 'transactions do not nest');
     const tx = new LmdbTransaction(this);
     this.openTransaction = tx;
+    const run = (): T => {
+      const result = fn(tx);
+      // Checked inside the LMDB transaction so that throwing aborts it (nothing is applied).
+      assert(!(result instanceof Promise), 'transaction callbacks must be synchronous');
+      return result;
+    };
     try {
-      return this.commit('transaction', () => {
-        const result = fn(tx);
-        // Checked inside the LMDB transaction so that throwing aborts it (nothing is applied).
-        assert(!(result instanceof Promise), 'transaction callbacks must be synchronous');
-        return result;
-      });
+      // Inside batch() the LMDB transaction is already open: this one joins it.
+      return this.inBatch ? run() : this.commit('transaction', run);
     } finally {
       tx.close();
       this.openTransaction = null;
       this.sideReadTxn?.done();
       this.sideReadTxn = null;
+    }
+  }
+
+  /**
+   * Runs `fn` so that every transaction() it makes shares ONE LMDB write transaction, committed
+   * when `fn` returns: the node applies all committed entries of a Ready this way, one commit
+   * instead of one per entry (a per-entry commit was a quarter of a node's CPU under write load).
+   * Each transaction() still sees the writes of the ones before it. If anything throws, nothing
+   * of the batch is written (in rebuildable mode the caller stops, and replays the log on start).
+   * Direct reads during the batch see its writes so far.
+   */
+  batch<T>(fn: () => T): T {
+    this.assertNoTransaction();
+    assert(!this.inBatch, 'batches do not nest');
+    this.inBatch = true;
+    try {
+      return this.commit('batch', () => {
+        const result = fn();
+        assert(!(result instanceof Promise), 'batch callbacks must be synchronous');
+        return result;
+      });
+    } finally {
+      this.inBatch = false;
     }
   }
 
