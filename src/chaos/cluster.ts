@@ -73,7 +73,7 @@ function ephemeralRange(): [number, number] {
   return [32_768, 60_999];
 }
 
-async function canListen(port: number): Promise<boolean> {
+export async function canListen(port: number): Promise<boolean> {
   const server = createServer();
   const ok = await new Promise<boolean>((resolve) => {
     server.once('error', () => resolve(false));

@@ -11,13 +11,11 @@
 // processes are stopped by PID in `finally`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { applyCommand, MemoryDocumentStore, type BatchCommand } from '../../src/documents/index.ts';
 import {
   BackupFormatError, encodeBackup, encodeBackupPrefix, parseBackup, parseBackupHeader, type BackupHeader,
@@ -26,23 +24,11 @@ import { ProcessCluster, http, waitFor } from '../cluster/process_cluster.ts';
 import { listAll, startWriters } from '../cluster/writers.ts';
 import { assertError, startTestServer, JSON_HEADERS } from '../server/helpers.ts';
 import { DevProcess } from '../ui/dev_process.ts';
+import { cli as runCli } from './run_cli.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
+const cli = (args: string[], timeoutMs = 90_000): ReturnType<typeof runCli> => runCli(args, timeoutMs);
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env['UNDERSTUDY_TOKEN'];
-  return env;
-}
 
-function cli(args: string[], timeoutMs = 90_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs, env: cleanEnv(), maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** A document snapshot of `docs` documents applied as entries 1..n (one batch per 10 docs), and its applied index. */
 function makeSnapshot(docs: number, collection = 'things'): { bytes: Uint8Array; appliedIndex: number; term: number; count: number } {

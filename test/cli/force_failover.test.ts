@@ -6,20 +6,10 @@
 // SIGKILL; the CLI runs as a child process with a bounded timeout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { ProcessCluster, http } from '../cluster/process_cluster.ts';
+import { cli } from './run_cli.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 test('cli: failover --force refuses while a majority lives, shows the risk, and makes a lone survivor lead with every committed write', { timeout: 120_000 }, async () => {
   const cluster = await ProcessCluster.start();

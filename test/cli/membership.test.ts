@@ -4,20 +4,11 @@
 // process; writers count only acknowledged writes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { ProcessCluster, freePort, waitFor } from '../cluster/process_cluster.ts';
 import { listAll, startWriters } from '../cluster/writers.ts';
+import { cli } from './run_cli.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
-  });
-}
 
 test('cli: member add, promote and remove under write load; unsafe changes refused', { timeout: 120_000 }, async () => {
   const cluster = await ProcessCluster.start({ config: { snapshotEveryEntries: 200 } });

@@ -10,37 +10,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { canListen } from '../../src/chaos/cluster.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { http } from '../cluster/process_cluster.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
 
-export interface HttpAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: any;
-}
-
-export async function http(method: string, url: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = 5_000): Promise<HttpAnswer> {
-  const response = await request(url, {
-    method: method as 'GET',
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-  });
-  const text = await response.body.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text === '' ? null : JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: response.statusCode, headers: response.headers, body: parsed };
-}
+export { http, type HttpResult as HttpAnswer } from '../cluster/process_cluster.ts';
 
 export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -65,16 +43,6 @@ function ephemeralLow(): number {
     // not Linux
   }
   return 32_768;
-}
-
-async function canListen(port: number): Promise<boolean> {
-  const server = createServer();
-  const ok = await new Promise<boolean>((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => resolve(true));
-  });
-  if (ok) await new Promise<void>((resolve) => server.close(() => resolve()));
-  return ok;
 }
 
 /** A base port whose dev cluster ports (base..base+n-1, base+100.., base+90) are all free. */
