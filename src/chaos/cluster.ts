@@ -63,7 +63,7 @@ export interface ChaosClusterOptions {
 const reserved = new Set<number>();
 
 /** The kernel's ephemeral port range (outbound connections and port-0 listeners take ports from it). */
-function ephemeralRange(): [number, number] {
+export function ephemeralRange(): [number, number] {
   try {
     const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return [low, high];

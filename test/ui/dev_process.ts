@@ -10,45 +10,20 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { canListen } from '../../src/chaos/cluster.ts';
+import { canListen, ephemeralRange } from '../../src/chaos/cluster.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { http } from '../cluster/process_cluster.ts';
+import { http, waitFor } from '../cluster/process_cluster.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/understudy.js', import.meta.url));
 
-export { http, type HttpResult as HttpAnswer } from '../cluster/process_cluster.ts';
-
-export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = null;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === null ? '' : `: ${String(lastError)}`}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    if (Number.isInteger(low) && low > 12_000) return low;
-  } catch {
-    // not Linux
-  }
-  return 32_768;
-}
+export { http, waitFor, type HttpResult as HttpAnswer } from '../cluster/process_cluster.ts';
 
 /** A base port whose dev cluster ports (base..base+n-1, base+100.., base+90) are all free. */
 async function pickBasePort(nodes: number): Promise<number> {
   const min = 10_000;
-  const max = ephemeralLow() - 200;
+  const max = Math.max(min + 1_000, ephemeralRange()[0] - 200);
   for (let attempt = 0; attempt < 200; attempt++) {
     const base = min + Math.floor(Math.random() * (max - min));
     const ports = [base + 90];
