@@ -92,6 +92,7 @@ export class DevCluster implements DevControlTarget {
     const args = [
       BIN, 'start', '--id', member.id, '--data', join(this.options.data, member.id),
       '--client', member.client.replace('http://', ''), '--peer', member.peer, '--members', this.membersFlag,
+      '--exit-with-parent',
     ];
     if (this.controlUrl !== null) args.push('--dev-control', this.controlUrl);
     const child = spawn(process.execPath, args, { env: { ...process.env, UNDERSTUDY_SECRET: this.secret }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -141,7 +141,8 @@ program.command('start')
   .option('--body-limit <bytes>', 'largest request body', positive)
   .option('--snapshot-every <entries>', 'take a snapshot after this many applied entries', positive)
   .option('--dev-control <url>', 'development only: the dev cluster\'s control server (loopback URL); enables /v1/dev/*', loopbackUrl)
-  .action(async (flags: StartFlags) => {
+  .option('--exit-with-parent', 'stop when the process that started this one exits (the dev cluster uses it, so no node outlives it)')
+  .action(async (flags: StartFlags & { exitWithParent?: boolean }) => {
     const config = buildConfig(flags);
     const { startServer } = await import('../server/server.ts');
     try {
@@ -151,6 +152,13 @@ program.command('start')
       };
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
+      if (flags.exitWithParent === true) {
+        // A parent killed with SIGKILL cannot stop its children: notice that we were re-parented.
+        const parent = process.ppid;
+        setInterval(() => {
+          if (process.ppid !== parent) shutdown();
+        }, 500).unref();
+      }
     } catch (error) {
       fail((error as Error).message);
     }

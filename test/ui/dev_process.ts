@@ -95,6 +95,12 @@ export class DevProcess {
     }
   }
 
+  /** SIGKILL to the dev process alone (nothing of it runs afterwards: its nodes are on their own). */
+  killDevProcess(): void {
+    const pid = this.child?.pid;
+    if (pid !== undefined && this.child?.exitCode === null && this.child.signalCode === null) process.kill(pid, 'SIGKILL');
+  }
+
   /** The control server's view of the nodes; remembers every PID it reports. */
   async nodes(): Promise<DevNode[]> {
     const answer = await http('GET', `${this.controlUrl}/dev/nodes`, undefined, {}, 3_000);
