@@ -16,6 +16,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { ApiError } from '../server/errors.ts';
 import { installCors } from '../server/cors.ts';
+import { parseJsonBody } from '../server/http.ts';
 
 export interface DevNodeInfo {
   readonly id: string;
@@ -52,18 +53,7 @@ function jsonObject(request: FastifyRequest, shape: string): Record<string, unkn
 export function buildDevControlApp(target: DevControlTarget, origins: () => ReadonlySet<string>): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 4096 });
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') {
-      done(null, undefined);
-      return;
-    }
-    try {
-      done(null, JSON.parse(text));
-    } catch (error) {
-      done(new ApiError('INVALID_JSON', `the body is not valid JSON: ${(error as Error).message}`), undefined);
-    }
-  });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   installCors(app, origins);
   app.setErrorHandler((error, _request, reply) => {
     let api: ApiError;

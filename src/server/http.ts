@@ -123,6 +123,23 @@ function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   return reply.code(error.status).type('application/json').send(body);
 }
 
+/**
+ * Fastify body parser for JSON: an empty body is no body (the route decides whether it needs
+ * one); bad JSON is 400 INVALID_JSON from the catalogue, never Fastify's own error shape.
+ */
+export function parseJsonBody(_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  if (text.trim() === '') {
+    done(null, undefined);
+    return;
+  }
+  try {
+    done(null, JSON.parse(text));
+  } catch (error) {
+    done(new ApiError('INVALID_JSON', `the body is not valid JSON: ${(error as Error).message}`), undefined);
+  }
+}
+
 export function buildApp(options: AppOptions): FastifyInstance {
   const { node } = options;
   const followStreams = new Set<import('node:http').ServerResponse>();
@@ -146,18 +163,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     followStreams.clear();
   });
 
-  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (_request, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') {
-      done(null, undefined);
-      return;
-    }
-    try {
-      done(null, JSON.parse(text));
-    } catch (error) {
-      done(new ApiError('INVALID_JSON', `the body is not valid JSON: ${(error as Error).message}`), undefined);
-    }
-  });
+  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, parseJsonBody);
 
   // CORS for the dashboard, which polls every member from the page one of them served. Before
   // authentication: a preflight carries no token.
