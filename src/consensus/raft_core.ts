@@ -80,6 +80,11 @@ export class RaftCore {
   private membershipValue: Membership;
 
   private tickCount = 0;
+  /**
+   * Nodes removed by a membership entry this leader appended: their progress is kept until they
+   * hold that entry (so they learn of their removal and stop campaigning) or until `untilTick`.
+   */
+  private readonly departing = new Map<NodeId, { readonly index: LogIndex; readonly untilTick: number }>();
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
@@ -547,7 +552,19 @@ export class RaftCore {
     this.appendAsLeader('noop', EMPTY, undefined);
   }
 
+  /** Stops replicating to a removed node once it holds its removal, or when its time is up. */
+  private forgetDeparted(node: NodeId): void {
+    const departing = this.departing.get(node);
+    if (departing === undefined) return;
+    const progress = this.progress.get(node);
+    if (progress !== undefined && progress.match < departing.index && this.tickCount < departing.untilTick) return;
+    this.departing.delete(node);
+    this.progress.delete(node);
+    this.note(`stopped replicating to removed node ${node}`);
+  }
+
   private dropLeaderState(): void {
+    this.departing.clear();
     for (const read of [...this.readsAwaitingCommit, ...this.pendingReads]) this.failRead(read);
     this.readsAwaitingCommit = [];
     this.pendingReads = [];
@@ -663,6 +680,7 @@ export class RaftCore {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    for (const node of [...this.departing.keys()]) this.forgetDeparted(node);
     if (this.electionElapsed >= this.config.electionTimeoutTicks) {
       this.electionElapsed = 0;
       if (this.config.checkQuorum && !this.quorumActive()) {
@@ -718,7 +736,7 @@ export class RaftCore {
       : { index, term: this.termValue, kind, data, membership };
     this.log.append(entry);
     this.log.unstableFrom = Math.min(this.log.unstableFrom, index);
-    if (membership !== undefined) this.setMembership(membership);
+    if (membership !== undefined) this.setMembership(membership, index);
     // Followers get it with the next flush; our own vote counts once the entry is fsynced (advance).
     this.appendBroadcastPending = true;
     return { ok: true, index, term: this.termValue };
@@ -830,6 +848,7 @@ export class RaftCore {
     }
     if (progress.state === 'probe' && progress.match + 1 === progress.next) progress.becomeReplicate();
     if (advanced && this.maybeCommit()) this.appendBroadcastPending = true;
+    this.forgetDeparted(message.from);
     if (this.transferee === message.from && progress.match === this.log.lastIndex()) {
       this.sendTimeoutNow(message.from);
     }
@@ -1079,7 +1098,8 @@ export class RaftCore {
     if (membership !== this.membershipValue) this.setMembership(membership);
   }
 
-  private setMembership(membership: Membership): void {
+  /** `appendedAt`: the index of the membership entry this leader just appended, if it did. */
+  private setMembership(membership: Membership, appendedAt?: LogIndex): void {
     this.membershipValue = membership;
     if (this.roleValue !== 'leader') return;
     const members = new Set(this.members());
@@ -1090,8 +1110,17 @@ export class RaftCore {
         this.progress.set(node, progress);
       }
     }
-    for (const node of [...this.progress.keys()]) {
-      if (!members.has(node)) this.progress.delete(node);
+    for (const [node, progress] of [...this.progress]) {
+      if (members.has(node)) {
+        this.departing.delete(node);
+        continue;
+      }
+      if (this.departing.has(node)) continue;
+      if (appendedAt !== undefined && progress.match < appendedAt) {
+        this.departing.set(node, { index: appendedAt, untilTick: this.tickCount + 3 * this.config.electionTimeoutTicks });
+      } else {
+        this.progress.delete(node);
+      }
     }
     if (this.transferee !== null && !membership.voters.includes(this.transferee)) this.transferee = null;
   }

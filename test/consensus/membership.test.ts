@@ -98,12 +98,14 @@ test('thesis §4.2.2: the leader cannot remove itself (INVALID_MEMBERSHIP_CHANGE
   assert.equal(!unknown.ok && unknown.reason, 'INVALID_MEMBERSHIP_CHANGE');
 });
 
-test('thesis §4.2.3: a removed node stops receiving entries and does not disrupt the cluster', () => {
+test('thesis §4.2.3: a removed node receives its removal, then nothing more, and does not disrupt the cluster', () => {
   const cluster = electedCluster({ voters: THREE }, 'n1');
   cluster.tickAll();
   cluster.stabilize();
   const removal = cluster.proposeChange('n1', { type: 'removeNode', node: 'n3' }) as { index: number };
   assert.ok(removal.index > 0);
+  cluster.stabilize();
+  assert.ok(cluster.core('n3').lastIndex >= removal.index, 'n3 got the entry that removes it');
   const since = cluster.step;
   const n3Last = cluster.core('n3').lastIndex;
   for (let i = 0; i < 60; i++) {
@@ -159,4 +161,35 @@ test('forceSoleVoter (unsafe recovery): a lone survivor of a lost majority leads
   cluster.tick('n3', 50);
   cluster.stabilize();
   assert.equal(cluster.core('n3').role, 'leader');
+});
+
+test('thesis §4.2.2: a removed voter receives the entry that removes it, then never campaigns; the leader stops replicating to it', () => {
+  const cluster = electedCluster({ voters: THREE }, 'n1');
+  cluster.propose('n1', 'a');
+  cluster.stabilize();
+  const removal = cluster.proposeChange('n1', { type: 'removeNode', node: 'n3' }) as { ok: true; index: number };
+  assert.ok(removal.ok);
+  cluster.stabilize();
+  assert.deepEqual(cluster.core('n3').membership.voters, ['n1', 'n2'], 'n3 holds its own removal');
+  assert.equal(cluster.core('n3').isVoter(), false);
+  assert.equal(cluster.core('n1').progressOf('n3'), undefined, 'the leader forgot n3 once it acknowledged');
+  const since = cluster.sentWhere().length;
+  cluster.isolate('n3');
+  cluster.tick('n3', 100);
+  cluster.heal();
+  cluster.stabilize();
+  assert.equal(cluster.sentWhere({ from: 'n3', since, type: 'requestVote' }).length, 0, 'n3 never campaigns (no vote or pre-vote requests)');
+  assert.equal(cluster.core('n1').role, 'leader');
+
+  // A removed node that is down when it is removed: the leader tries for a few election timeouts, then gives up.
+  const four = electedCluster({ voters: ['n1', 'n2', 'n3', 'n4'] }, 'n1');
+  four.propose('n1', 'a');
+  four.stabilize();
+  four.isolate('n4');
+  assert.ok(four.proposeChange('n1', { type: 'removeNode', node: 'n4' }).ok);
+  four.stabilize();
+  assert.ok(four.core('n1').progressOf('n4') !== undefined, 'still trying to tell n4');
+  four.tick('n1', 3 * 10 + 1); // the harness's election timeout is 10 ticks
+  four.stabilize();
+  assert.equal(four.core('n1').progressOf('n4'), undefined, 'given up after three election timeouts');
 });
