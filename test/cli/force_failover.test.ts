@@ -6,7 +6,7 @@
 // SIGKILL; the CLI runs as a child process with a bounded timeout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessCluster, http } from '../cluster/process_cluster.ts';
+import { ProcessCluster, http, waitFor } from '../cluster/process_cluster.ts';
 import { cli } from './run_cli.ts';
 
 
@@ -71,6 +71,55 @@ test('cli: failover --force refuses while a majority lives, shows the risk, and 
     }
     const after = await http('PUT', `${survivorUrl}/v1/docs/ledger/after?ack=majority`, { after: true });
     assert.equal(after.status, 201, 'the survivor accepts majority writes alone');
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  } finally {
+    cluster.stopAll();
+  }
+});
+
+test('cli: failover --force refuses a survivor that is behind another reachable survivor, and names the one to force', { timeout: 150_000 }, async () => {
+  const cluster = await ProcessCluster.start({ nodes: 5 });
+  try {
+    const leader = await cluster.waitForLeader();
+    await cluster.waitForConvergence();
+    const followers = [...cluster.nodes.keys()].filter((id) => id !== leader);
+    const [behind, ahead, lostA, lostB] = followers as [string, string, string, string];
+    // `behind` misses the last writes: down while four of five nodes commit them. (A SIGSTOPped
+    // node would not do: the kernel keeps accepting the leader's appends into its socket buffer.)
+    await cluster.kill(behind);
+    for (let i = 0; i < 10; i++) {
+      const put = await http('PUT', `${cluster.url(leader)}/v1/docs/ledger/late${i}?ack=majority`, { i });
+      assert.equal(put.status, 201, JSON.stringify(put.body));
+    }
+    // Every node but `behind` holds them (the test then keeps `ahead`, which must have them).
+    await waitFor('the late writes on every running node', async () => {
+      const views = await Promise.all([leader, ahead, lostA, lostB].map((id) => cluster.status(id)));
+      return views.every((view) => view.appliedIndex >= views[0].commitIndex);
+    }, 15_000);
+    // The majority is lost for good; `behind` comes back from its disk, behind `ahead`.
+    for (const id of [leader, lostA, lostB]) await cluster.kill(id);
+    cluster.startNode(behind);
+    const planOf = async (id: string): Promise<any> => (await http('GET', `${cluster.url(id)}/v1/admin/force-failover`).catch(() => ({ body: { refusal: 'not answering yet' } }))).body;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && ((await planOf(behind)).refusal !== null || (await planOf(ahead)).refusal !== null)) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const behindPlan = await planOf(behind);
+    const aheadPlan = await planOf(ahead);
+    assert.equal(behindPlan.refusal, null, JSON.stringify(behindPlan));
+    assert.ok(aheadPlan.lastIndex > behindPlan.lastIndex, `${ahead} ends at ${aheadPlan.lastIndex}, ${behind} at ${behindPlan.lastIndex}`);
+
+    const refused = await cli(['failover', '--force', '--yes', '--url', cluster.url(behind)]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, new RegExp(`refused: ${ahead} \\(.*\\) is reachable and more up to date`));
+    assert.notEqual((await cluster.status(behind)).role, 'leader', 'nothing changed on the survivor that is behind');
+
+    const forced = await cli(['failover', '--force', '--yes', '--url', cluster.url(ahead)]);
+    assert.equal(forced.code, 0, forced.stderr + forced.stdout);
+    assert.equal((await cluster.status(ahead)).role, 'leader');
+    for (let i = 0; i < 10; i++) assert.equal((await http('GET', `${cluster.url(ahead)}/v1/docs/ledger/late${i}`)).status, 200, `late${i} kept`);
   } catch (error) {
     console.error(cluster.logs());
     throw error;
