@@ -7,11 +7,11 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { fetchJson, fetchText, until, type Pools, type Req } from '../http.ts';
+import { fetchJson, until, type Pools, type Req } from '../http.ts';
 import { lowPort } from '../ports.ts';
 import { metricSum, parsePrometheus } from '../stats.ts';
 import type { Workload } from '../types.ts';
-import { HOT_KEYS, liveSystems, VALUE, type BenchSystem, type CellContext, type Counters, type NodeView } from './system.ts';
+import { HOT_KEYS, liveSystems, VALUE, type BenchSystem, type CellContext, type Counters, type NodeView, scrapeMetrics } from './system.ts';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const VALUE_B64 = b64(VALUE);
@@ -197,13 +197,8 @@ export class EtcdSystem implements BenchSystem {
     throw new Error(`etcd has no counterpart of the ${kind} workload`);
   }
 
-  async metrics(id: string): Promise<string | null> {
-    try {
-      const res = await fetchText('GET', `${this.url(id)}/metrics`, undefined, 3_000);
-      return res.status === 200 ? res.text : null;
-    } catch {
-      return null;
-    }
+  metrics(id: string): Promise<string | null> {
+    return scrapeMetrics(this.url(id));
   }
 
   async counters(id: string): Promise<Counters> {

@@ -1,5 +1,5 @@
 /** What the harness needs from a system under test (Understudy or etcd). */
-import { until, type Pools, type Req } from '../http.ts';
+import { fetchText, until, type Pools, type Req } from '../http.ts';
 import type { SystemName, Workload } from '../types.ts';
 
 /** A ~100-byte JSON document, the value of every write (the same bytes for both systems). */
@@ -108,4 +108,14 @@ export function context(system: BenchSystem, leader: string, token = '0', prefix
     token,
     prefix,
   };
+}
+
+/** A node's Prometheus text from `<url>/metrics`, or null when it does not answer (both systems serve it there). */
+export async function scrapeMetrics(url: string): Promise<string | null> {
+  try {
+    const res = await fetchText('GET', `${url}/metrics`, undefined, 3_000);
+    return res.status === 200 ? res.text : null;
+  } catch {
+    return null;
+  }
 }

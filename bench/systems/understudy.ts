@@ -3,11 +3,11 @@
  * on ports below the ephemeral range (bench/ports.ts).
  */
 import { ProcessCluster } from '../../test/cluster/process_cluster.ts';
-import { fetchJson, fetchText, type Pools, type Req } from '../http.ts';
+import { fetchJson, type Pools, type Req } from '../http.ts';
 import { lowPort } from '../ports.ts';
 import { metricSum, parsePrometheus } from '../stats.ts';
 import { ALL_WORKLOADS, type Workload } from '../types.ts';
-import { HOT_KEYS, liveSystems, VALUE, type BenchSystem, type CellContext, type Counters, type NodeView } from './system.ts';
+import { HOT_KEYS, liveSystems, VALUE, type BenchSystem, type CellContext, type Counters, type NodeView, scrapeMetrics } from './system.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
@@ -82,13 +82,8 @@ export class UnderstudySystem implements BenchSystem {
     return `{"ops":[${ops.join(',')}]}`;
   }
 
-  async metrics(id: string): Promise<string | null> {
-    try {
-      const res = await fetchText('GET', `${this.url(id)}/metrics`, undefined, 3_000);
-      return res.status === 200 ? res.text : null;
-    } catch {
-      return null;
-    }
+  metrics(id: string): Promise<string | null> {
+    return scrapeMetrics(this.url(id));
   }
 
   async counters(id: string): Promise<Counters> {
