@@ -24,8 +24,8 @@
  */
 
 import { assert } from '../shared/assert.ts';
-import { validateCommand, type BatchCommand, type Condition, type Command } from './commands.ts';
-import { getMember, isPlainObject, jsonEqual, type JsonValue } from './json.ts';
+import { isDecodedCommand, validateCommand, type BatchCommand, type Condition, type Command } from './commands.ts';
+import { cloneJson, deepFreeze, getMember, isPlainObject, jsonEqual, type JsonValue } from './json.ts';
 import type { DocumentReader, DocumentStore, DocumentWriter } from './store.ts';
 import { resolveDocumentOptions, type ConflictCode, type DocumentError, type DocumentOptions, type StoredDocument } from './types.ts';
 
@@ -309,21 +309,28 @@ export interface ChangeRecord {
  * Keeps the change feed inside the replicated state: every applied batch that changed rows
  * records them under `changes/<index>` in the same transaction as the rows themselves, so the
  * feed survives restarts and arrives with snapshots, and every replica serves the same feed.
- * Records older than `retention` log positions are dropped a few at a time, oldest first, which
- * is deterministic because it depends only on the index being applied.
+ * Records older than `retention` log positions are dropped as the window moves (and stragglers
+ * by a periodic sweep), which is deterministic because it depends only on the index being applied.
  */
 function recordChanges(tx: DocumentWriter, result: ApplyResult, command: Command, meta: ApplyMeta, retention: number): void {
   if (result.status === 'applied' && !result.duplicate && result.changes.length > 0 && command.type === 'batch') {
     const record: ChangeRecord = { index: meta.index, term: meta.term, timestampMs: command.timestampMs, changes: result.changes };
     tx.putMeta(changeRecordKey(meta.index), record as unknown as JsonValue);
   }
+  // Entries are applied one index at a time, so the record leaving the window now is the one at
+  // `index - retention`: a point delete, no scan. Records left behind by a shorter retention
+  // setting (or state restored from elsewhere) are swept by a scan every changeSweepEvery entries.
   const oldestKept = meta.index - retention;
-  for (const entry of tx.listMeta({ prefix: changesPrefix, limit: 4 })) {
-    const index = Number(entry.key.slice(changesPrefix.length));
+  if (oldestKept >= 1) tx.deleteMeta(changeRecordKey(oldestKept));
+  if (meta.index % changeSweepEvery !== 0) return;
+  for (const key of tx.listMetaKeys({ prefix: changesPrefix, limit: changeSweepEvery })) {
+    const index = Number(key.slice(changesPrefix.length));
     if (index > oldestKept) break;
-    tx.deleteMeta(entry.key);
+    tx.deleteMeta(key);
   }
 }
+
+const changeSweepEvery = 64;
 
 /** Change records with index > after, oldest first, at most limit. */
 export function readChanges(reader: DocumentReader, after: number, limit: number): ChangeRecord[] {
@@ -333,8 +340,8 @@ export function readChanges(reader: DocumentReader, after: number, limit: number
 
 /** The oldest change record still held, or null. */
 export function oldestChangeIndex(reader: DocumentReader): number | null {
-  const first = reader.listMeta({ prefix: changesPrefix, limit: 1 })[0];
-  return first === undefined ? null : Number(first.key.slice(changesPrefix.length));
+  const first = reader.listMetaKeys({ prefix: changesPrefix, limit: 1 })[0];
+  return first === undefined ? null : Number(first.slice(changesPrefix.length));
 }
 
 function applyBatch(tx: DocumentWriter, command: BatchCommand, meta: ApplyMeta, nowMs: number, base: ResultBase, options: DocumentOptions): ApplyResult {
@@ -413,9 +420,10 @@ function applyBatch(tx: DocumentWriter, command: BatchCommand, meta: ApplyMeta, 
       changes.push({ collection: write.collection, id: write.id, doc: null });
     } else {
       tx.put(write.doc);
-      const stored = tx.get(write.collection, write.id);
-      assert(stored !== null && stored.version === write.doc.version, 'put did not read back');
-      changes.push({ collection: write.collection, id: write.id, doc: stored });
+      // The change carries a frozen document equal to the stored one. A command decodeCommand made
+      // belongs to this apply alone, so its body is frozen in place; a caller's is copied first.
+      const body = isDecodedCommand(command) ? write.doc.body : cloneJson(write.doc.body);
+      changes.push({ collection: write.collection, id: write.id, doc: Object.freeze({ ...write.doc, body: deepFreeze(body) }) });
     }
   }
 

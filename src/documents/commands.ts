@@ -157,6 +157,7 @@ export function validateRowOp(op: unknown, limits: Limits = defaultDocumentOptio
  * only structure and format rules: the apply path uses that (see the header for why).
  */
 export function validateCommand(command: unknown, limits: Limits = defaultDocumentOptions): DocumentError | null {
+  if (limits === null && typeof command === 'object' && command !== null && decodedAndValid.has(command)) return null;
   if (!isPlainObject(command)) return invalid('command must be an object');
   switch (command['type']) {
     case 'noop': {
@@ -234,5 +235,19 @@ export function decodeCommand(bytes: Uint8Array): DecodeResult {
     return { ok: false, error: { code: 'INVALID_ENCODING', message: `command is not UTF-8 JSON: ${String(error)}` } };
   }
   const error = validateCommand(parsed, null);
-  return error === null ? { ok: true, command: parsed as Command } : { ok: false, error };
+  if (error !== null) return { ok: false, error };
+  decodedAndValid.add(parsed as Command);
+  return { ok: true, command: parsed as Command };
+}
+
+/**
+ * Commands decodeCommand parsed from log bytes and found structurally valid. The apply path
+ * validates structure again (it must, for commands given to it directly); for these fresh objects,
+ * which nothing else holds, that second walk over every document body would repeat the first.
+ */
+const decodedAndValid = new WeakSet<object>();
+
+/** Whether `command` is an object decodeCommand made (and so owned by nobody but the apply path). */
+export function isDecodedCommand(command: object): boolean {
+  return decodedAndValid.has(command);
 }

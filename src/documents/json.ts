@@ -55,7 +55,29 @@ export interface JsonProblem {
  * flat object has depth 1. Returns the first problem found, or null.
  */
 export function checkJson(value: unknown, depthMax: number): JsonProblem | null {
-  return checkJsonAt(value, Math.min(depthMax, jsonDepthHardMax), 0, '');
+  const limit = Math.min(depthMax, jsonDepthHardMax);
+  // Valid values (nearly all) are checked without building a path for every member; the path is
+  // worked out only for a value that has a problem.
+  return isStrictJson(value, limit, 0) ? null : checkJsonAt(value, limit, 0, '');
+}
+
+/** checkJsonAt's verdict without its report: must accept exactly the values it accepts. */
+function isStrictJson(value: unknown, depthMax: number, depth: number): boolean {
+  if (value === null || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value === 'string') return !hasLoneSurrogate(value);
+  if (typeof value !== 'object' || depth + 1 > depthMax) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i += 1) {
+      if (!(i in value) || !isStrictJson(value[i], depthMax, depth + 1)) return false;
+    }
+    return true;
+  }
+  if (!isPlainObject(value)) return false;
+  for (const key of Object.keys(value)) {
+    if (hasLoneSurrogate(key) || !isStrictJson(value[key], depthMax, depth + 1)) return false;
+  }
+  return true;
 }
 
 function checkJsonAt(value: unknown, depthMax: number, depth: number, path: string): JsonProblem | null {

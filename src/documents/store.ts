@@ -40,6 +40,8 @@ export interface DocumentReader {
   /** undefined when absent (null is a storable JSON value). */
   getMeta(key: string): JsonValue | undefined;
   listMeta(query: MetaListQuery): MetaEntry[];
+  /** The keys listMeta would return, without reading their values (cheap scans of large records). */
+  listMetaKeys(query: MetaListQuery): string[];
 }
 
 export interface DocumentWriter extends DocumentReader {
@@ -239,6 +241,10 @@ export class MemoryDocumentStore implements DocumentStore {
 
   listMeta(query: MetaListQuery): MetaEntry[] {
     return scan(this.meta, undefined, query, query.limit).entries.map(([key, value]) => ({ key, value }));
+  }
+
+  listMetaKeys(query: MetaListQuery): string[] {
+    return scan(this.meta, undefined, query, query.limit).entries.map(([key]) => key);
   }
 
   put(doc: StoredDocument): void {
@@ -466,6 +472,11 @@ class MemoryTransaction implements DocumentWriter {
   listMeta(query: MetaListQuery): MetaEntry[] {
     this.assertOpen();
     return scan(this.store.metaMap(), this.meta, query, query.limit).entries.map(([key, value]) => ({ key, value }));
+  }
+
+  listMetaKeys(query: MetaListQuery): string[] {
+    this.assertOpen();
+    return scan(this.store.metaMap(), this.meta, query, query.limit).entries.map(([key]) => key);
   }
 
   put(doc: StoredDocument): void {

@@ -115,13 +115,19 @@ export const defaultDocumentOptions: Readonly<DocumentOptions> = Object.freeze({
  * comes from code, not from users), so it fails an assertion.
  */
 export function resolveDocumentOptions(options: Partial<DocumentOptions> = {}): DocumentOptions {
+  // The apply path resolves the node's (frozen, already resolved) options once per entry.
+  if (resolvedOptions.has(options)) return options as DocumentOptions;
   const resolved: DocumentOptions = { ...defaultDocumentOptions, ...options };
   for (const [name, value] of Object.entries(resolved)) {
     assert(Number.isSafeInteger(value) && value > 0, `document option ${name} must be a positive integer, got ${String(value)}`);
   }
   assert(resolved.documentDepthMax <= jsonDepthHardMax, `documentDepthMax must be at most ${jsonDepthHardMax}`);
+  Object.freeze(resolved);
+  resolvedOptions.add(resolved);
   return resolved;
 }
+
+const resolvedOptions = new WeakSet<object>();
 
 const collectionPattern = /^[A-Za-z0-9_-]+$/;
 const idPattern = /^[A-Za-z0-9_.:@-]+$/;

@@ -29,3 +29,14 @@ test('change records: older than the retention window are dropped, oldest first'
   assert.equal(oldestChangeIndex(store), 21);
   assert.deepEqual(readChanges(store, 0, 100).map((r) => r.index), [21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
 });
+
+test('change records: stragglers from a longer retention are swept within 64 entries', () => {
+  const store = new MemoryDocumentStore();
+  for (let index = 1; index <= 40; index++) applyCommand(store, put(`d${index}`, index), { index, term: 1 }, { changeRetentionEntries: 100 });
+  assert.equal(oldestChangeIndex(store), 1);
+  // Retention shortened to 10: the window's edge moves one record per entry, older ones wait for the sweep.
+  for (let index = 41; index <= 63; index++) applyCommand(store, put(`d${index}`, index), { index, term: 1 }, { changeRetentionEntries: 10 });
+  assert.equal(oldestChangeIndex(store), 1);
+  applyCommand(store, put('d64', 64), { index: 64, term: 1 }, { changeRetentionEntries: 10 });
+  assert.deepEqual(readChanges(store, 0, 100).map((r) => r.index), [55, 56, 57, 58, 59, 60, 61, 62, 63, 64]);
+});

@@ -121,6 +121,7 @@ test('property: random operations on MemoryDocumentStore and LmdbDocumentStore g
             for (const query of queries as ListQuery[]) {
               assert.deepEqual(lmdb.list(query), memory.list(query));
               assert.deepEqual(lmdb.listMeta(query), memory.listMeta(query));
+              assert.deepEqual(lmdb.listMetaKeys(query), memory.listMeta(query).map((e) => e.key));
             }
             assert.deepEqual(lmdb.collectionNames(), memory.collectionNames());
             assert.equal(lmdb.documentCount(), memory.documentCount());

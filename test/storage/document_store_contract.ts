@@ -111,6 +111,9 @@ export function documentStoreContract(name: string, factory: StoreFactory): void
     assert.deepEqual(store.listMeta({ prefix: 'a/', limit: 10 }).map((e) => e.key), ['a/1', 'a/2']);
     assert.deepEqual(store.listMeta({ startAfter: 'a/1', limit: 10 }).map((e) => e.key), ['a/2', 'b']);
     assert.deepEqual(store.listMeta({ limit: 2 }).map((e) => e.key), ['a/1', 'a/2']);
+    for (const query of [{ prefix: 'a/', limit: 10 }, { startAfter: 'a/1', limit: 10 }, { limit: 2 }, { prefix: 'zz', limit: 3 }]) {
+      assert.deepEqual(store.listMetaKeys(query), store.listMeta(query).map((e) => e.key));
+    }
     assert.ok(Object.isFrozen(store.getMeta('a/2')));
     assert.equal(store.deleteMeta('b'), true);
     assert.equal(store.deleteMeta('b'), false);
@@ -127,6 +130,7 @@ export function documentStoreContract(name: string, factory: StoreFactory): void
       assert.notEqual(tx.get('things', 'a3'), null);
       assert.equal(tx.getMeta('k'), 1);
       assert.deepEqual(tx.listMeta({ limit: 5 }).map((e) => e.key), ['k']);
+      assert.deepEqual(tx.listMetaKeys({ limit: 5 }), ['k']);
       assert.deepEqual(tx.list({ collection: 'things', prefix: 'a', limit: 10 }).documents.map((d) => d.id), ['a2', 'a3', 'ab']);
       // Direct reads on the store during the transaction see the committed state only.
       assert.notEqual(store.get('things', 'a1'), null);

@@ -334,6 +334,19 @@ class Reader {
     return entries;
   }
 
+  listMetaKeys(query: MetaListQuery): string[] {
+    assert(Number.isSafeInteger(query.limit) && query.limit >= 1, `scan limit must be a positive integer, got ${query.limit}`);
+    const keys: string[] = [];
+    const low = lowerBound(query);
+    for (const rawKey of this.rangeKeys(this.store.meta, utf16be(low))) {
+      const key = fromUtf16be(rawKey);
+      if (key < low || (query.startAfter !== undefined && key <= query.startAfter)) continue;
+      if (!inRange(key, query) || keys.length === query.limit) break;
+      keys.push(key);
+    }
+    return keys;
+  }
+
   private point(db: BinaryDb, key: Buffer): Buffer | undefined {
     if (key.length > keyBytesMax) return undefined; // cannot have been stored (and lmdb-js would throw)
     const txn = this.readTxn();
@@ -354,6 +367,12 @@ class Reader {
     const start = fullStart.length > keyBytesMax ? fullStart.subarray(0, keyBytesMax) : fullStart;
     const txn = this.readTxn();
     return txn === null ? db.getRange({ start }) : db.getRange({ start, transaction: txn });
+  }
+
+  private rangeKeys(db: BinaryDb, fullStart: Buffer): Iterable<Buffer> {
+    const start = fullStart.length > keyBytesMax ? fullStart.subarray(0, keyBytesMax) : fullStart;
+    const txn = this.readTxn();
+    return txn === null ? db.getKeys({ start }) : db.getKeys({ start, transaction: txn });
   }
 }
 
@@ -447,6 +466,11 @@ export class LmdbDocumentStore implements DocumentStore {
   listMeta(query: MetaListQuery): MetaEntry[] {
     this.assertOpen();
     return this.committed.listMeta(query);
+  }
+
+  listMetaKeys(query: MetaListQuery): string[] {
+    this.assertOpen();
+    return this.committed.listMetaKeys(query);
   }
 
   // --- DocumentWriter: each direct write is its own transaction -----------------------------------
@@ -819,6 +843,11 @@ class LmdbTransaction implements DocumentWriter {
   listMeta(query: MetaListQuery): MetaEntry[] {
     this.assertOpen();
     return this.reader.listMeta(query);
+  }
+
+  listMetaKeys(query: MetaListQuery): string[] {
+    this.assertOpen();
+    return this.reader.listMetaKeys(query);
   }
 
   put(doc: StoredDocument): void {
