@@ -2,7 +2,7 @@
  * Prometheus metrics for one node, in a registry of its own (several nodes may share a process
  * in tests; prom-client's global registry would mix them).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { NodeEvent, UnderstudyNode } from './node.ts';
 import { EventJournal, StatsHistory, type NodeGauges, type RequestKind } from './history.ts';
 
@@ -34,6 +34,8 @@ export class NodeMetrics {
 
   constructor(node: () => UnderstudyNode | null) {
     const registry = this.registry;
+    // Process metrics an operator expects next to ours: resident memory, heap, GC, event loop lag.
+    collectDefaultMetrics({ register: registry });
     this.history = new StatsHistory(() => gaugesOf(node()));
     this.events = new EventJournal(() => node()?.id ?? '?');
     // Closes each second shortly after it ends, so that quiet seconds and lag are sampled too.

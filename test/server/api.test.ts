@@ -601,6 +601,9 @@ describe('cluster, health and metrics', () => {
     assert.match(response.body, /^understudy_raft_commit_index \d+$/m);
     assert.match(response.body, /understudy_http_requests_total\{method="PUT",route="\/v1\/docs\/:collection\/:id",status="201"\} \d+/);
     assert.doesNotMatch(response.body, /status="500"/, 'no request in this file was answered with a 500');
+    // Process metrics: resident memory and heap, for watching a node's memory under load.
+    assert.match(response.body, /^process_resident_memory_bytes \d+$/m);
+    assert.match(response.body, /^nodejs_heap_size_used_bytes \d+$/m);
   });
 
   it('/v1/admin/transfer validates its body', async () => {
