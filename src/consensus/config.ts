@@ -47,6 +47,8 @@ export interface RaftConfig {
   readonly snapshotChunkTimeoutTicks: number;
   /** Entries kept before the snapshot point at compaction, so slightly lagging peers avoid a snapshot. */
   readonly entriesKeptAfterCompaction: number;
+  /** And at most this many bytes of entry data (the tail is what the leader holds in memory). */
+  readonly bytesKeptAfterCompaction: number;
   readonly plantedBug: PlantedBug | null;
 }
 
@@ -71,6 +73,7 @@ export function defaultRaftConfig(input: RaftConfigInput): RaftConfig {
     transferTimeoutTicks: electionTimeoutTicks * 2,
     snapshotChunkTimeoutTicks: electionTimeoutTicks,
     entriesKeptAfterCompaction: 64,
+    bytesKeptAfterCompaction: Number.POSITIVE_INFINITY,
     plantedBug: null,
     ...input,
   };
@@ -101,5 +104,6 @@ export function validateRaftConfig(config: RaftConfig): string[] {
     problems.push('leaseSafetyTicks must be smaller than electionTimeoutTicks');
   }
   if (config.entriesKeptAfterCompaction < 0) problems.push('entriesKeptAfterCompaction must be >= 0');
+  if (!(config.bytesKeptAfterCompaction >= 0)) problems.push('bytesKeptAfterCompaction must be >= 0');
   return problems;
 }

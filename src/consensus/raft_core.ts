@@ -356,7 +356,7 @@ export class RaftCore {
 
   /** Log compaction: the driver took a snapshot of the state machine at `index` (<= applied). */
   compact(index: LogIndex): SnapshotMeta {
-    return this.log.compact(index, this.config.entriesKeptAfterCompaction);
+    return this.log.compact(index, this.config.entriesKeptAfterCompaction, this.config.bytesKeptAfterCompaction);
   }
 
   /** The driver could not read the snapshot chunk a peer needed (it was replaced): start over. */

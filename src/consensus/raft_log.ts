@@ -240,14 +240,24 @@ export class RaftLog {
   }
 
   /** Log compaction after the driver took a snapshot of the state machine at `index`. */
-  compact(index: LogIndex, keepEntries: number): SnapshotMeta {
+  compact(index: LogIndex, keepEntries: number, keepBytes = Number.POSITIVE_INFINITY): SnapshotMeta {
     assert(index <= this.applied, 'compact beyond applied');
     assert(index > this.snapshot.index, 'compact must move forward');
     const term = this.term(index);
     assert(term !== undefined, 'compact index has no term');
     this.snapshot = { index, term, membership: this.membershipAt(index) };
     this.dropMembershipIndicesUpTo(index);
-    const dropUpTo = Math.max(this.firstIndex - 1, index - keepEntries);
+    // Keep up to keepEntries entries at and below `index`, as long as their data fits in keepBytes.
+    let keep = 0;
+    let bytes = 0;
+    while (keep < keepEntries && index - keep >= this.firstIndex) {
+      const entry = this.entries[index - keep - this.firstIndex];
+      assert(entry !== undefined, 'compact: entry below the applied index is missing');
+      bytes += entry.data.byteLength;
+      if (bytes > keepBytes) break;
+      keep += 1;
+    }
+    const dropUpTo = Math.max(this.firstIndex - 1, index - keep);
     if (dropUpTo >= this.firstIndex) {
       this.entries.splice(0, dropUpTo - this.firstIndex + 1);
       this.firstIndex = dropUpTo + 1;

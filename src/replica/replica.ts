@@ -75,8 +75,13 @@ export interface ReplicaOptions<R> {
   readonly storage: ReplicaStorage;
   readonly stateMachine: ReplicaStateMachine<R>;
   readonly transport: ReplicaTransport;
-  /** Take a snapshot and compact the log after this many applied entries. */
+  /** Take a snapshot and compact the log after this many applied entries... */
   readonly snapshotEveryEntries: number;
+  /**
+   * ...or once the entries applied since the last snapshot hold this many bytes of data, so that
+   * the log kept in memory is bounded in bytes, not only in entries (default: no byte trigger).
+   */
+  readonly snapshotEveryBytes?: number;
   readonly snapshotChunkBytesMax: number;
   readonly observer?: ReplicaObserver<R>;
   /**
@@ -111,6 +116,8 @@ export class Replica<R> {
   private appliedIndexValue: LogIndex;
   /** The index of the snapshot being taken in the background, if one is. */
   private snapshotInProgress: LogIndex | null = null;
+  /** Bytes of entry data applied since the last snapshot was started (0 after a restart). */
+  private bytesSinceSnapshot = 0;
 
   constructor(options: ReplicaOptions<R>) {
     assert(options.snapshotEveryEntries >= 1, 'snapshotEveryEntries >= 1');
@@ -246,6 +253,7 @@ export class Replica<R> {
     assert(snapshot !== null && snapshot.meta.index === meta.index, 'installed snapshot is on disk');
     this.stateMachine.restore(snapshot.bytes);
     this.appliedIndexValue = meta.index;
+    this.bytesSinceSnapshot = 0;
     this.proposals.onSnapshotInstalled(meta.index);
     this.options.observer?.onSnapshotRestored?.(meta);
   }
@@ -255,6 +263,7 @@ export class Replica<R> {
     assert(entry.index === this.appliedIndexValue + 1, `apply gap: ${this.appliedIndexValue} -> ${entry.index}`);
     const result = entry.kind === 'normal' ? this.stateMachine.apply(entry) : undefined;
     this.appliedIndexValue = entry.index;
+    this.bytesSinceSnapshot += entry.data.byteLength;
     this.options.observer?.onApplied?.(entry, result);
     this.proposals.onApplied(entry, result as R);
   }
@@ -272,13 +281,16 @@ export class Replica<R> {
   private maybeSnapshot(): void {
     if (this.snapshotInProgress !== null) return;
     const since = this.appliedIndexValue - this.core.snapshotMeta.index;
-    if (since < this.options.snapshotEveryEntries) return;
+    const bytesDue = this.bytesSinceSnapshot >= (this.options.snapshotEveryBytes ?? Number.POSITIVE_INFINITY);
+    if (since < this.options.snapshotEveryEntries && !bytesDue) return;
+    if (since === 0) return;
     // The snapshot must describe exactly the state at its index: wait until the core's view of
     // applied entries has caught up with the state machine's own (after a restart it may lag).
     if (this.core.appliedIndex !== this.appliedIndexValue) return;
     const now = this.options.now ?? (() => 0);
     const started = now();
     const index = this.appliedIndexValue;
+    this.bytesSinceSnapshot = 0;
     const snapshotAsync = this.stateMachine.snapshotAsync?.bind(this.stateMachine);
     const saveSnapshotAsync = this.storage.saveSnapshotAsync?.bind(this.storage);
     if (snapshotAsync === undefined || saveSnapshotAsync === undefined) {

@@ -38,7 +38,11 @@ export interface NodeConfig {
   readonly readTimeoutMs: number;
   readonly sessionWaitMsMax: number;
   readonly snapshotEveryEntries: number;
+  /** Also snapshot once this many bytes of log data were applied since the last one (bounds memory). */
+  readonly snapshotEveryBytes: number;
   readonly logEntriesKeptAfterSnapshot: number;
+  /** The entries kept in memory after a snapshot for lagging followers hold at most this many bytes. */
+  readonly logBytesKeptAfterSnapshot: number;
   readonly idempotencyRetentionMs: number;
   /**
    * Log positions of changes the change feed keeps. Part of the replicated state: every node of
@@ -74,7 +78,9 @@ export const DEFAULTS = {
   readTimeoutMs: 5_000,
   sessionWaitMsMax: 5_000,
   snapshotEveryEntries: 20_000,
+  snapshotEveryBytes: 64 * 1024 * 1024,
   logEntriesKeptAfterSnapshot: 10_000,
+  logBytesKeptAfterSnapshot: 16 * 1024 * 1024,
   idempotencyRetentionMs: 24 * 60 * 60 * 1000,
   changeRetentionEntries: 10_000,
   devMode: false,
@@ -124,7 +130,7 @@ export function validateNodeConfig(config: NodeConfig): string[] {
   }
   const positive: (keyof NodeConfig)[] = [
     'tickMs', 'electionTimeoutTicks', 'heartbeatIntervalTicks', 'bodyBytesMax', 'writeTimeoutMs',
-    'readTimeoutMs', 'sessionWaitMsMax', 'snapshotEveryEntries', 'changeRetentionEntries',
+    'readTimeoutMs', 'sessionWaitMsMax', 'snapshotEveryEntries', 'snapshotEveryBytes', 'logBytesKeptAfterSnapshot', 'changeRetentionEntries',
   ];
   for (const key of positive) {
     const value = config[key];

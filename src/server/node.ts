@@ -284,6 +284,7 @@ export class UnderstudyNode {
       electionTimeoutTicks: this.config.electionTimeoutTicks,
       heartbeatIntervalTicks: this.config.heartbeatIntervalTicks,
       entriesKeptAfterCompaction: this.config.logEntriesKeptAfterSnapshot,
+      bytesKeptAfterCompaction: this.config.logBytesKeptAfterSnapshot,
       plantedBug: this.config.plantedBug ?? null,
     }, state);
     const appliedInStore = readAppliedIndex(documents).index;
@@ -306,6 +307,7 @@ export class UnderstudyNode {
       },
       transport: { send: (message) => this.deps.transport.send(message) },
       snapshotEveryEntries: this.config.snapshotEveryEntries,
+      snapshotEveryBytes: this.config.snapshotEveryBytes,
       snapshotChunkBytesMax: 1024 * 1024,
       // Entries the store applied were committed and persisted here first, so they are in the log;
       // the persisted commit index may lag (commit-only changes are not fsynced).

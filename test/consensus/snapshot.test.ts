@@ -80,3 +80,21 @@ test('thesis §5.3: a snapshot chunk out of order is answered with the offset th
   assert.deepEqual(cluster.appliedTexts('n3'), ['a', 'b', 'c', 'd', 'e', 'f']);
   assert.ok(cluster.checker.ok);
 });
+
+test('compaction keeps at most bytesKeptAfterCompaction bytes of entries (as well as at most entriesKeptAfterCompaction)', () => {
+  const cluster = electedCluster({ voters: THREE, config: { entriesKeptAfterCompaction: 100, bytesKeptAfterCompaction: 25 } }, 'n1');
+  for (const body of ['a', 'b', 'c', 'd', 'e', 'f']) cluster.propose('n1', body.repeat(10));
+  cluster.tickAll();
+  cluster.stabilize();
+  const meta = cluster.snapshot('n1');
+  assert.equal(meta.index, 7);
+  // Entries 7 and 6 hold 20 bytes; entry 5 would make 30 > 25.
+  assert.equal(cluster.core('n1').firstHeldIndex(), 6);
+  // Unbounded bytes: the entry count alone decides (everything is kept).
+  const unbounded = electedCluster({ voters: THREE, config: { entriesKeptAfterCompaction: 100 } }, 'n1');
+  for (const body of ['a', 'b', 'c']) unbounded.propose('n1', body.repeat(10));
+  unbounded.tickAll();
+  unbounded.stabilize();
+  assert.equal(unbounded.snapshot('n1').index, 4);
+  assert.equal(unbounded.core('n1').firstHeldIndex(), 1);
+});
