@@ -39,6 +39,11 @@ export interface RaftConfig {
   readonly entriesPerMessageMax: number;
   readonly bytesPerMessageMax: number;
   readonly uncommittedEntriesMax: number;
+  /**
+   * A leader refuses proposals (TOO_MANY_UNCOMMITTED) once the entries it appended in its term and
+   * has not yet committed hold this many bytes of data (so it may pass it by one entry).
+   */
+  readonly uncommittedBytesMax: number;
   readonly entryBytesMax: number;
   readonly committedEntriesPerReadyMax: number;
   readonly pendingReadsMax: number;
@@ -67,6 +72,7 @@ export function defaultRaftConfig(input: RaftConfigInput): RaftConfig {
     entriesPerMessageMax: 512,
     bytesPerMessageMax: 1024 * 1024,
     uncommittedEntriesMax: 8192,
+    uncommittedBytesMax: 64 * 1024 * 1024,
     entryBytesMax: 4 * 1024 * 1024,
     committedEntriesPerReadyMax: 1024,
     pendingReadsMax: 8192,
@@ -84,7 +90,7 @@ export function validateRaftConfig(config: RaftConfig): string[] {
   const problems: string[] = [];
   const positive: (keyof RaftConfig)[] = [
     'electionTimeoutTicks', 'heartbeatIntervalTicks', 'inflightMessagesMax', 'entriesPerMessageMax',
-    'bytesPerMessageMax', 'uncommittedEntriesMax', 'entryBytesMax', 'committedEntriesPerReadyMax',
+    'bytesPerMessageMax', 'uncommittedEntriesMax', 'uncommittedBytesMax', 'entryBytesMax', 'committedEntriesPerReadyMax',
     'pendingReadsMax', 'transferTimeoutTicks', 'snapshotChunkTimeoutTicks',
   ];
   for (const key of positive) {

@@ -92,6 +92,8 @@ export class RaftCore {
 
   private readonly progress = new Map<NodeId, Progress>();
   private transferee: NodeId | null = null;
+  /** Leader only: data bytes appended in this term and not yet committed (backpressure in bytes). */
+  private uncommittedBytes = 0;
   private transferElapsed = 0;
   /**
    * The term in which this leader sent a timeoutNow. The target may campaign whenever that
@@ -543,6 +545,7 @@ export class RaftCore {
       this.progress.set(node, progress);
     }
     this.transferee = null;
+    this.uncommittedBytes = 0;
     this.readRound = 0;
     this.roundSentTick.clear();
     this.heartbeatElapsed = 0;
@@ -721,6 +724,9 @@ export class RaftCore {
     if (this.log.lastIndex() - this.log.commit >= this.config.uncommittedEntriesMax) {
       return this.reject('TOO_MANY_UNCOMMITTED', `${this.config.uncommittedEntriesMax} entries are awaiting commit`);
     }
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes >= this.config.uncommittedBytesMax) {
+      return this.reject('TOO_MANY_UNCOMMITTED', `${this.uncommittedBytes} bytes of entries are awaiting commit`);
+    }
     return null;
   }
 
@@ -735,6 +741,7 @@ export class RaftCore {
       ? { index, term: this.termValue, kind, data }
       : { index, term: this.termValue, kind, data, membership };
     this.log.append(entry);
+    this.uncommittedBytes += data.byteLength;
     this.log.unstableFrom = Math.min(this.log.unstableFrom, index);
     if (membership !== undefined) this.setMembership(membership, index);
     // Followers get it with the next flush; our own vote counts once the entry is fsynced (advance).
@@ -900,6 +907,7 @@ export class RaftCore {
     if (quorumIndex <= this.log.commit) return false;
     const countingAllowed = this.config.plantedBug === 'commitEarlierTermByCounting';
     if (this.log.term(quorumIndex) !== this.termValue && !countingAllowed) return false;
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - this.log.dataBytes(this.log.commit + 1, quorumIndex));
     this.log.commitTo(quorumIndex);
     this.commitBroadcastPending = true;
     this.onCommitAdvanced();

@@ -90,6 +90,17 @@ export class RaftLog {
     return lastTerm > ourTerm || (lastTerm === ourTerm && lastIndex >= this.lastIndex());
   }
 
+  /** Bytes of entry data in [from, to] that this log holds (compacted entries count as 0). */
+  dataBytes(from: LogIndex, to: LogIndex): number {
+    let bytes = 0;
+    for (let index = Math.max(from, this.firstIndex); index <= to; index++) {
+      const entry = this.entries[index - this.firstIndex];
+      if (entry === undefined) break;
+      bytes += entry.data.byteLength;
+    }
+    return bytes;
+  }
+
   /**
    * Entries in [from, to] bounded by count and bytes; always at least one entry when the range is
    * non-empty, so that an oversized entry still makes progress. Undefined when `from` is compacted.

@@ -146,3 +146,17 @@ test('Raft §5.3: a stale rejection does not roll a replicating follower back', 
   assert.equal(cluster.core('n1').progressOf('n2')?.state, 'replicate');
   assert.equal(cluster.core('n1').progressOf('n2')?.match, match);
 });
+
+test('backpressure in bytes: a leader refuses proposals once uncommittedBytesMax bytes await commit, and accepts again after they commit', () => {
+  const cluster = electedCluster({ voters: ['n1', 'n2', 'n3'], config: { uncommittedBytesMax: 3000 } }, 'n1');
+  cluster.crash('n2');
+  cluster.crash('n3');
+  const results = Array.from({ length: 4 }, () => cluster.propose('n1', 'x'.repeat(1000)));
+  assert.deepEqual(results.map((r) => r.ok), [true, true, true, false], 'the fourth finds 3000 bytes awaiting commit');
+  const refused = results[3];
+  assert.ok(refused !== undefined && !refused.ok && refused.reason === 'TOO_MANY_UNCOMMITTED');
+  assert.match(refused.message, /3000 bytes/);
+  cluster.restart('n2');
+  cluster.runUntil(() => cluster.core('n1').commitIndex === 4, 20);
+  assert.equal(cluster.propose('n1', 'x'.repeat(1000)).ok, true, 'committed entries no longer count');
+});
