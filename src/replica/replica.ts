@@ -82,6 +82,13 @@ export interface ReplicaOptions<R> {
    * the log kept in memory is bounded in bytes, not only in entries (default: no byte trigger).
    */
   readonly snapshotEveryBytes?: number;
+  /**
+   * Where in each stretch of snapshotEveryEntries this node snapshots, as a fraction in [0, 1):
+   * with it, snapshots fall at indexes k * every + phase * every (at least every / 2 apart), so
+   * nodes given different phases do not all serialise a large state at the same moment. Without
+   * it, a snapshot is due every snapshotEveryEntries entries since the last one.
+   */
+  readonly snapshotPhase?: number;
   readonly snapshotChunkBytesMax: number;
   readonly observer?: ReplicaObserver<R>;
   /**
@@ -122,6 +129,7 @@ export class Replica<R> {
   constructor(options: ReplicaOptions<R>) {
     assert(options.snapshotEveryEntries >= 1, 'snapshotEveryEntries >= 1');
     assert(options.snapshotChunkBytesMax >= 1, 'snapshotChunkBytesMax >= 1');
+    assert(options.snapshotPhase === undefined || (options.snapshotPhase >= 0 && options.snapshotPhase < 1), 'snapshotPhase in [0, 1)');
     this.options = options;
     this.core = options.core;
     this.storage = options.storage;
@@ -282,7 +290,7 @@ export class Replica<R> {
     if (this.snapshotInProgress !== null) return;
     const since = this.appliedIndexValue - this.core.snapshotMeta.index;
     const bytesDue = this.bytesSinceSnapshot >= (this.options.snapshotEveryBytes ?? Number.POSITIVE_INFINITY);
-    if (since < this.options.snapshotEveryEntries && !bytesDue) return;
+    if (!this.entriesDue(since) && !bytesDue) return;
     if (since === 0) return;
     // The snapshot must describe exactly the state at its index: wait until the core's view of
     // applied entries has caught up with the state machine's own (after a restart it may lag).
@@ -327,6 +335,15 @@ export class Replica<R> {
         });
       },
     );
+  }
+
+  private entriesDue(since: number): boolean {
+    const every = this.options.snapshotEveryEntries;
+    const phase = this.options.snapshotPhase;
+    if (phase === undefined) return since >= every;
+    const offset = Math.floor(phase * every);
+    const stretch = (index: LogIndex): number => Math.floor((index - offset) / every);
+    return since >= Math.ceil(every / 2) && stretch(this.appliedIndexValue) > stretch(this.core.snapshotMeta.index);
   }
 
   private send(message: Message): void {

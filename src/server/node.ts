@@ -308,6 +308,9 @@ export class UnderstudyNode {
       transport: { send: (message) => this.deps.transport.send(message) },
       snapshotEveryEntries: this.config.snapshotEveryEntries,
       snapshotEveryBytes: this.config.snapshotEveryBytes,
+      // Members snapshot at different points of each stretch: a large state is then serialised by
+      // one node at a time, not by all at once on shared cores.
+      snapshotPhase: snapshotPhaseOf(this.config.id, this.config.members.map((member) => member.id)),
       snapshotChunkBytesMax: 1024 * 1024,
       // Entries the store applied were committed and persisted here first, so they are in the log;
       // the persisted commit index may lag (commit-only changes are not fsynced).
@@ -985,4 +988,10 @@ export class UnderstudyNode {
     await this.deps.log.close();
     await this.deps.documents.close?.();
   }
+}
+
+/** This member's place among the sorted member ids, as a fraction in [0, 1). */
+export function snapshotPhaseOf(id: string, memberIds: readonly string[]): number {
+  const sorted = [...new Set([...memberIds, id])].sort();
+  return sorted.indexOf(id) / sorted.length;
 }

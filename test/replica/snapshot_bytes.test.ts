@@ -1,5 +1,6 @@
-// Goal: the Replica snapshots by bytes as well as by entries (snapshotEveryBytes), so the log held
-// in memory is bounded in bytes even when each entry is large.
+// Goal: the Replica's snapshot triggers: by bytes as well as by entries (snapshotEveryBytes), so the
+// log held in memory is bounded in bytes even when each entry is large; and at a per-node phase of
+// each stretch of entries (snapshotPhase), so members do not serialise their state all at once.
 // Method: a single-node Replica on an in-memory ReplicaStorage (durable at once, done on
 // nextTick); entries of 1 000 bytes; the entry trigger set far away so only bytes can fire.
 import { test } from 'node:test';
@@ -41,13 +42,14 @@ class MemoryStorage implements ReplicaStorage {
   }
 }
 
-async function run(snapshotEveryBytes: number | undefined): Promise<{ storage: MemoryStorage; replica: Replica<number> }> {
+async function run(snapshotEveryBytes: number | undefined, triggers: { snapshotEveryEntries?: number; snapshotPhase?: number } = {}): Promise<{ storage: MemoryStorage; replica: Replica<number> }> {
   const storage = new MemoryStorage();
   const core = new RaftCore({ id: 'n1', random: new Prng(3), entriesKeptAfterCompaction: 0 }, bootstrapState({ voters: ['n1'], learners: [] }));
   const replica = new Replica<number>({
     core, storage, stateMachine: new CountingMachine(), transport: { send: () => undefined },
-    snapshotEveryEntries: 1_000_000, snapshotChunkBytesMax: 1024,
+    snapshotEveryEntries: triggers.snapshotEveryEntries ?? 1_000_000, snapshotChunkBytesMax: 1024,
     ...(snapshotEveryBytes === undefined ? {} : { snapshotEveryBytes }),
+    ...(triggers.snapshotPhase === undefined ? {} : { snapshotPhase: triggers.snapshotPhase }),
   });
   for (let i = 0; i < 200 && core.role !== 'leader'; i += 1) {
     replica.tick();
@@ -75,4 +77,18 @@ test('without snapshotEveryBytes only the entry count triggers snapshots', async
   const { storage, replica } = await run(undefined);
   assert.deepEqual(storage.snapshots, []);
   replica.stop();
+});
+
+test('snapshotPhase: snapshots fall at k * every + phase * every, at least every / 2 apart', async () => {
+  const at = async (snapshotPhase: number | undefined): Promise<number[]> => {
+    const { storage, replica } = await run(undefined, { snapshotEveryEntries: 10, ...(snapshotPhase === undefined ? {} : { snapshotPhase }) });
+    replica.stop();
+    return storage.snapshots.map((meta) => meta.index);
+  };
+  // 31 entries (the term's no-op, then 30 proposals).
+  assert.deepEqual(await at(undefined), [10, 20, 30]);
+  assert.deepEqual(await at(0), [10, 20, 30]);
+  assert.deepEqual(await at(0.5), [5, 15, 25]);
+  // Offset 3: the first stretch ends at 3, too soon (fewer than 5 entries); then 5 is past it.
+  assert.deepEqual(await at(1 / 3), [5, 13, 23]);
 });
