@@ -70,6 +70,9 @@ interface CallSpec {
   readonly idempotencyKey?: string;
 }
 
+/** A server's retryAfterMs above this is treated as this (a bad hint must not stall a client). */
+const RETRY_AFTER_MS_MAX = 5_000;
+
 interface CallState {
   attempts: number;
   /** A write attempt may have applied, and no later answer settled it. */
@@ -78,6 +81,8 @@ interface CallState {
   readonly avoid: Set<Endpoint>;
   /** The backoff before the next attempt (chosen by cockatiel, slept by the attempt itself). */
   delayMs: number;
+  /** The last answer's retryAfterMs: the next attempt waits at least this long (within the budget). */
+  retryAfterMs: number;
   /** An attempt is waiting for or exchanging a request (an abort now may hit a sent write). */
   sending: boolean;
 }
@@ -465,7 +470,7 @@ export class UnderstudyClient extends TypedEmitter<ClientEvents> {
     const budget = options.timeoutMs ?? this.options.timeoutMs;
     const deadline = performance.now() + budget;
     const maxAttempts = Math.max(1, options.maxAttempts ?? this.options.retry.maxAttempts);
-    const state: CallState = { attempts: 0, maybeApplied: false, avoid: new Set(), delayMs: 0, sending: false };
+    const state: CallState = { attempts: 0, maybeApplied: false, avoid: new Set(), delayMs: 0, retryAfterMs: 0, sending: false };
     const controller = new AbortController();
     const userSignal = options.signal;
     if (userSignal?.aborted === true) throw this.abortError(spec, state, false);
@@ -511,10 +516,12 @@ export class UnderstudyClient extends TypedEmitter<ClientEvents> {
   }
 
   private async attempt(spec: CallSpec, state: CallState, deadline: number, signal: AbortSignal): Promise<HttpResponse> {
-    if (state.delayMs > 0) {
-      await sleep(state.delayMs, signal);
-      state.delayMs = 0;
-    }
+    // The server's retryAfterMs is a floor under the jittered backoff (an overloaded leader asked
+    // for room), never a reason to wait past the call's budget.
+    const delayMs = Math.min(Math.max(state.delayMs, state.retryAfterMs), Math.max(0, deadline - performance.now() - 1));
+    state.delayMs = 0;
+    state.retryAfterMs = 0;
+    if (state.attempts > 0 && delayMs > 0) await sleep(delayMs, signal);
     state.attempts++;
     if (signal.aborted) throw new CallAbortedError(false);
     const endpoint = await this.route(spec, state, deadline, signal);
@@ -560,6 +567,8 @@ export class UnderstudyClient extends TypedEmitter<ClientEvents> {
     this.noteHints(spec, response);
     if (response.status >= 200 && response.status < 300) return response;
     const error = errorFromResponse(response.status, response.json, endpoint.label);
+    const retryAfterMs = error.details['retryAfterMs'];
+    if (typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs > 0) state.retryAfterMs = Math.min(retryAfterMs, RETRY_AFTER_MS_MAX);
     if (spec.kind === 'write') {
       if (error.outcome === 'indeterminate') state.maybeApplied = true;
       else if (!error.retryable) state.maybeApplied = false; // a definitive answer for this key
@@ -730,7 +739,7 @@ export class UnderstudyClient extends TypedEmitter<ClientEvents> {
         }
         const leader = this.topology.leaderEndpoint();
         if (leader !== null && leader.usable()) return leader;
-        return this.pickAny({ attempts: 0, maybeApplied: false, avoid: new Set(), delayMs: 0, sending: false });
+        return this.pickAny({ attempts: 0, maybeApplied: false, avoid: new Set(), delayMs: 0, retryAfterMs: 0, sending: false });
       },
       refresh: async (signal) => {
         void this.topology.refresh();
