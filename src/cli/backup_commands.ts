@@ -26,7 +26,7 @@ import { bootstrapState, type PersistentState } from '../consensus/raft_core.ts'
 import { MemoryDocumentStore, readAppliedIndex } from '../documents/index.ts';
 import { BackupFormatError, parseBackup, type ParsedBackup } from '../server/backup.ts';
 import { DEFAULTS, validateNodeConfig, type MemberAddress, type NodeConfig } from '../server/config.ts';
-import { LmdbLogStorage } from '../storage/index.ts';
+import { SegmentLogStorage } from '../storage/index.ts';
 import { CliError } from './admin_commands.ts';
 
 const DEFAULT_TIMEOUT_MS = 600_000;
@@ -190,7 +190,7 @@ async function seedOne(backup: ParsedBackup, file: string, dataDir: string, vote
   const existed = fs.existsSync(dataDir);
   try {
     fs.mkdirSync(dataDir, { recursive: true });
-    const log = LmdbLogStorage.open(logDirOf(dataDir));
+    const log = SegmentLogStorage.open(logDirOf(dataDir));
     try {
       log.bootstrap(restoredState(backup, voters), backup.body);
     } finally {

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { LmdbDocumentStore, LmdbLogStorage } from '../storage/index.ts';
+import { LmdbDocumentStore, openLogStorage } from '../storage/index.ts';
 import { TcpTransport } from '../transport/tcp_transport.ts';
 import { parseHostPort, validateNodeConfig, type NodeConfig } from './config.ts';
 import { buildApp } from './http.ts';
@@ -35,7 +35,14 @@ export async function startServer(
   if (problems.length > 0) throw new ConfigurationError(`refusing to start with an unsafe configuration:\n  - ${problems.join('\n  - ')}`);
   const logger = options.logger ?? pino({ name: `understudy-${config.id}` });
   mkdirSync(config.dataDir, { recursive: true });
-  const log = LmdbLogStorage.open(join(config.dataDir, 'log'), { compactionTailEntries: config.logEntriesKeptAfterSnapshot });
+  const opened = await openLogStorage(join(config.dataDir, 'log'), { compactionTailEntries: config.logEntriesKeptAfterSnapshot });
+  const log = opened.storage;
+  if (opened.migratedFrom !== null) logger.warn({ keptAt: opened.migratedFrom }, 'migrated the Raft log from LMDB to segment files; the old files can be deleted once this node runs well');
+  const recovery = log.recovery;
+  if (recovery?.tornTail != null) logger.warn({ ...recovery.tornTail }, 'cut a torn write off the end of the Raft log (a crash during an append; nothing acknowledged is lost unless the disk corrupted it)');
+  if ((recovery?.removedSegments.length ?? 0) > 0 || (recovery?.removedStagingFiles.length ?? 0) > 0) {
+    logger.warn({ removedSegments: recovery?.removedSegments, removedStagingFiles: recovery?.removedStagingFiles }, 'removed leftover Raft log files of an interrupted operation');
+  }
   const documents = LmdbDocumentStore.open(join(config.dataDir, 'documents'));
 
   let node: UnderstudyNode | null = null;

@@ -8,7 +8,7 @@
 // snapshots at the same index, so the new leader stalled on its own snapshot right after. Before
 // the fix this test saw the leader silent for ~2.5 s and the term go from 1 to 4.
 // The fix: LmdbDocumentStore.snapshotAsync (slices from one LMDB read transaction),
-// LmdbLogStorage.saveSnapshotAsync (file on the thread pool, metadata commit queued with the
+// the log storage's saveSnapshotAsync (file on the thread pool, metadata commit queued with the
 // persists), and the node reading waiting messages before running catch-up ticks after a stall.
 // Method: a 3-node cluster of real processes (src/chaos/cluster.ts) with snapshotEveryEntries
 // lowered so the snapshot comes after ~8 MB of documents written in batches (an ~18 MB snapshot);

@@ -1,12 +1,12 @@
 // Goal: the change feed answers 410 CHANGES_COMPACTED for an index it no longer holds, and a disk
 // that fails (full disk) stops the node with a clear error instead of corrupting state or crashing.
 // Method: an in-process single node; for the disk failure, a log storage whose persist fails
-// with ENOSPC on demand, wrapped around the real LMDB storage.
+// with ENOSPC on demand, wrapped around the real (segment-file) log storage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { LmdbLogStorage } from '../../src/storage/index.ts';
+import { SegmentLogStorage } from '../../src/storage/index.ts';
 import { MemoryDocumentStore } from '../../src/documents/index.ts';
 import { UnderstudyNode, type NodeLogStorage } from '../../src/server/node.ts';
 import { ApiError } from '../../src/server/errors.ts';
@@ -33,7 +33,7 @@ test('change feed: an index older than the retention window is 410 CHANGES_COMPA
 
 test('a failing disk (ENOSPC) stops the node with STORAGE_ERROR; nothing is acknowledged after it', async () => {
   const dir = tempDir('enospc');
-  const real = LmdbLogStorage.open(join(dir, 'log'));
+  const real = SegmentLogStorage.open(join(dir, 'log'));
   let failing = false;
   const log: NodeLogStorage = {
     load: () => real.load(),

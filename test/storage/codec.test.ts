@@ -1,6 +1,7 @@
 // Goal: the log environment's byte formats are sound: the CRC-32 used for records equals zlib's
 // (and the portable fallback equals both), including the empty-input case Node's zlib.crc32 gets
-// wrong; index keys sort numerically as bytes; every entry shape round-trips; and a frame refuses
+// wrong; index keys sort numerically as bytes; every entry shape round-trips (member addresses
+// included); and a frame refuses
 // a wrong key, a flipped bit, an unknown version or a short record.
 // Method: worked examples plus fast-check properties over random bytes, indexes and entries.
 import { test } from 'node:test';
@@ -57,6 +58,19 @@ test('entries, hard state, snapshot metadata and the staged record round-trip', 
   const meta = { index: 9, term: 3, membership: { voters: ['a'], learners: ['b', 'c'] } };
   assert.deepEqual(decodeSnapshotMeta('f', encodeSnapshotMeta(meta)), meta);
   assert.deepEqual(decodeStaged('f', encodeStaged({ meta, bytes: 123 })), { meta, bytes: 123 });
+});
+
+test("a membership's member addresses (from `member add`) survive the log, snapshot metadata and staged record", () => {
+  const membership = {
+    voters: ['n1', 'n2', 'n3', 'n4'], learners: [],
+    addresses: { n4: { peer: '127.0.0.1:7104', client: 'http://127.0.0.1:7004' } },
+  };
+  const entry: Entry = { index: 12, term: 2, kind: 'membership', data: new Uint8Array(0), membership };
+  assert.deepEqual(decodeEntry('f', 'entry', encodeEntry(entry)).membership, membership);
+  const meta = { index: 12, term: 2, membership };
+  assert.deepEqual(decodeSnapshotMeta('f', encodeSnapshotMeta(meta)), meta);
+  assert.deepEqual(decodeStaged('f', encodeStaged({ meta, bytes: 5 })), { meta, bytes: 5 });
+  assert.throws(() => decodeSnapshotMeta('f', encodeSnapshotMeta({ ...meta, membership: { ...membership, addresses: { n4: { peer: 7, client: null } } } } as never)), StorageCorruptionError);
 });
 
 test('frames refuse a wrong key, any flipped bit, an unknown version and a short record', () => {

@@ -1,12 +1,12 @@
 // Shared helpers for the storage tests: temporary directories, Ready and Entry builders, and the
-// SimDisk reference model driven synchronously (the LMDB storage must end in the same state).
+// SimDisk reference model driven synchronously (the durable storages must end in the same state).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Entry, HardState, Membership, Ready, SnapshotChunk, SnapshotMeta } from '../../src/consensus/types.ts';
 import type { PersistentState } from '../../src/consensus/raft_core.ts';
 import { SimDisk } from '../../src/sim/sim_disk.ts';
-import type { LmdbLogStorage } from '../../src/storage/index.ts';
+import type { ReplicaStorage } from '../../src/replica/replica.ts';
 
 export const membership: Membership = { voters: ['a', 'b', 'c'], learners: [] };
 
@@ -75,7 +75,7 @@ export function chunksOf(meta: SnapshotMeta, bytes: Uint8Array, size: number): S
   return chunks;
 }
 
-export function persist(storage: LmdbLogStorage, r: Ready): Promise<void> {
+export function persist(storage: Pick<ReplicaStorage, 'persist'>, r: Ready): Promise<void> {
   return new Promise((resolve, reject) => {
     storage.persist(r, (error) => (error === null ? resolve() : reject(error)));
   });

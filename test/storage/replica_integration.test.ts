@@ -1,8 +1,8 @@
-// Goal: LmdbLogStorage works as the ReplicaStorage of the real driver: a single-node Replica elects
-// itself, commits and applies proposals through asynchronous persists, takes snapshots through
+// Goal: each durable log storage (LmdbLogStorage, SegmentLogStorage) works as the ReplicaStorage of
+// the real driver: a single-node Replica elects itself, commits and applies proposals through asynchronous persists, takes snapshots through
 // saveSnapshot (compacting the log), and after a restart from load() + loadSnapshot() reaches the
 // same state machine content.
-// Method: RaftCore + Replica + LmdbLogStorage in one process with a tiny list state machine,
+// Method: RaftCore + Replica + the storage in one process with a tiny list state machine,
 // ticking with real (bounded) waits for the fsyncs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import type { Entry } from '../../src/consensus/types.ts';
 import { Replica, type ReplicaStateMachine } from '../../src/replica/replica.ts';
 import type { ProposalOutcome } from '../../src/replica/proposals.ts';
 import { Prng } from '../../src/shared/prng.ts';
-import { LmdbLogStorage } from '../../src/storage/index.ts';
+import { LmdbLogStorage, SegmentLogStorage } from '../../src/storage/index.ts';
 import { withTempDir } from './helpers.ts';
 
 class ListMachine implements ReplicaStateMachine<number> {
@@ -52,7 +52,16 @@ async function until(what: string, condition: () => boolean, tick: () => void): 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function startNode(storage: LmdbLogStorage, machine: ListMachine): Replica<number> {
+type LogStorage = LmdbLogStorage | SegmentLogStorage;
+
+const implementations: Array<{ name: string; open: (dir: string) => LogStorage }> = [
+  { name: 'LmdbLogStorage', open: (dir) => LmdbLogStorage.open(dir, { compactionTailEntries: 2 }) },
+  { name: 'SegmentLogStorage', open: (dir) => SegmentLogStorage.open(dir, { compactionTailEntries: 2 }) },
+  // Tiny segments: every few writes rotate, and snapshots delete old segments under the Replica.
+  { name: 'SegmentLogStorage (300-byte segments)', open: (dir) => SegmentLogStorage.open(dir, { compactionTailEntries: 2, segmentBytes: 300 }) },
+];
+
+function startNode(storage: LogStorage, machine: ListMachine): Replica<number> {
   const state = storage.load();
   assert.ok(state !== null);
   const snapshot = storage.loadSnapshot();
@@ -66,11 +75,12 @@ function startNode(storage: LmdbLogStorage, machine: ListMachine): Replica<numbe
   return replica;
 }
 
+for (const implementation of implementations) {
 for (const background of [false, true]) {
-test(`a single-node Replica on LmdbLogStorage commits, snapshots${background ? ' in the background (saveSnapshotAsync)' : ''}, and restarts to the same state`, async () => {
+test(`a single-node Replica on ${implementation.name} commits, snapshots${background ? ' in the background (saveSnapshotAsync)' : ''}, and restarts to the same state`, async () => {
   await withTempDir('replica', async (dir) => {
     const newMachine = (): ListMachine => (background ? new BackgroundSnapshotMachine() : new ListMachine());
-    let storage = LmdbLogStorage.open(dir, { compactionTailEntries: 2 });
+    let storage = implementation.open(dir);
     storage.bootstrap(bootstrapState({ voters: ['n1'], learners: [] }), new TextEncoder().encode('[]'));
     const machine = newMachine();
     let replica = startNode(storage, machine);
@@ -105,7 +115,7 @@ test(`a single-node Replica on LmdbLogStorage commits, snapshots${background ? '
     }
 
     // Restart: state from disk only.
-    storage = LmdbLogStorage.open(dir, { compactionTailEntries: 2 });
+    storage = implementation.open(dir);
     const restarted = newMachine();
     replica = startNode(storage, restarted);
     try {
@@ -118,4 +128,5 @@ test(`a single-node Replica on LmdbLogStorage commits, snapshots${background ? '
     }
   });
 });
+}
 }

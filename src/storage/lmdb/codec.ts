@@ -20,7 +20,7 @@
  */
 import zlib from 'node:zlib';
 import { Packr } from 'msgpackr';
-import type { Entry, EntryKind, HardState, LogIndex, Membership, SnapshotMeta } from '../../consensus/types.ts';
+import type { Entry, EntryKind, HardState, LogIndex, MemberAddresses, Membership, NodeId, SnapshotMeta } from '../../consensus/types.ts';
 import { StorageCorruptionError } from '../errors.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -156,21 +156,20 @@ export function encodeEntry(entry: Entry): Uint8Array {
   const kind = entryKinds.indexOf(entry.kind);
   if (kind < 0) throw new TypeError(`unknown entry kind ${String(entry.kind)}`);
   const fields: unknown[] = [entry.index, entry.term, kind, entry.data];
-  if (entry.membership !== undefined) fields.push(entry.membership.voters, entry.membership.learners);
+  if (entry.membership !== undefined) fields.push(...membershipFields(entry.membership));
   return packr.pack(fields);
 }
 
 export function decodeEntry(file: string, what: string, payload: Uint8Array): Entry {
   const value = unpack(file, what, payload);
-  if (!Array.isArray(value) || (value.length !== 4 && value.length !== 6)) throw bad(file, what, 'not a 4- or 6-field array');
-  const [index, term, kindCode, data, voters, learners] = value as unknown[];
+  if (!Array.isArray(value) || (value.length !== 4 && value.length !== 6 && value.length !== 7)) throw bad(file, what, 'not a 4-, 6- or 7-field array');
+  const [index, term, kindCode, data] = value as unknown[];
   if (!isCount(index) || !isCount(term)) throw bad(file, what, 'index or term is not a non-negative integer');
   const kind = typeof kindCode === 'number' ? entryKinds[kindCode] : undefined;
   if (kind === undefined) throw bad(file, what, `unknown kind code ${String(kindCode)}`);
   if (!(data instanceof Uint8Array)) throw bad(file, what, 'data is not bytes');
   if (value.length === 4) return { index, term, kind, data: ownBytes(data) };
-  if (!isStringArray(voters) || !isStringArray(learners)) throw bad(file, what, 'membership is not two string arrays');
-  return { index, term, kind, data: ownBytes(data), membership: { voters, learners } };
+  return { index, term, kind, data: ownBytes(data), membership: membershipFrom(file, what, value.slice(4)) };
 }
 
 export function encodeHardState(state: HardState): Uint8Array {
@@ -187,8 +186,29 @@ export function decodeHardState(file: string, payload: Uint8Array): HardState {
   return { term, vote, commit };
 }
 
-function membershipFields(membership: Membership): [string[], string[]] {
-  return [[...membership.voters], [...membership.learners]];
+/**
+ * A membership as fields: voters, learners, and (only when the membership names them) the
+ * members' addresses as [id, peer, client] triples, so records without addresses keep the shape
+ * they had before addresses were stored.
+ */
+function membershipFields(membership: Membership): unknown[] {
+  const fields: unknown[] = [[...membership.voters], [...membership.learners]];
+  if (membership.addresses !== undefined) {
+    fields.push(Object.entries(membership.addresses).map(([id, address]) => [id, address.peer, address.client]));
+  }
+  return fields;
+}
+
+function membershipFrom(file: string, what: string, fields: readonly unknown[]): Membership {
+  const [voters, learners, addresses] = fields;
+  if (!isStringArray(voters) || !isStringArray(learners)) throw bad(file, what, 'membership is not two string arrays');
+  if (fields.length === 2) return { voters, learners };
+  if (!Array.isArray(addresses) || !addresses.every((item) => isStringArray(item) && item.length === 3)) {
+    throw bad(file, what, 'member addresses are not [id, peer, client] triples');
+  }
+  const byId: Record<NodeId, MemberAddresses> = {};
+  for (const [id, peer, client] of addresses as [string, string, string][]) byId[id] = { peer, client };
+  return { voters, learners, addresses: byId };
 }
 
 export function encodeSnapshotMeta(meta: SnapshotMeta): Uint8Array {
@@ -196,16 +216,15 @@ export function encodeSnapshotMeta(meta: SnapshotMeta): Uint8Array {
 }
 
 function snapshotMetaFrom(file: string, what: string, fields: readonly unknown[]): SnapshotMeta {
-  const [index, term, voters, learners] = fields;
+  const [index, term] = fields;
   if (!isCount(index) || !isCount(term)) throw bad(file, what, 'index or term is not a non-negative integer');
-  if (!isStringArray(voters) || !isStringArray(learners)) throw bad(file, what, 'membership is not two string arrays');
-  return { index, term, membership: { voters, learners } };
+  return { index, term, membership: membershipFrom(file, what, fields.slice(2)) };
 }
 
 export function decodeSnapshotMeta(file: string, payload: Uint8Array): SnapshotMeta {
   const what = 'snapshot metadata';
   const value = unpack(file, what, payload);
-  if (!Array.isArray(value) || value.length !== 4) throw bad(file, what, 'not a 4-field array');
+  if (!Array.isArray(value) || (value.length !== 4 && value.length !== 5)) throw bad(file, what, 'not a 4- or 5-field array');
   return snapshotMetaFrom(file, what, value);
 }
 
@@ -216,15 +235,17 @@ export interface StagedSnapshot {
 }
 
 export function encodeStaged(staged: StagedSnapshot): Uint8Array {
+  // [index, term, voters, learners, bytes] as before addresses were stored; addresses, if any, last.
   const meta = staged.meta;
-  return packr.pack([meta.index, meta.term, ...membershipFields(meta.membership), staged.bytes]);
+  const [voters, learners, addresses] = membershipFields(meta.membership);
+  return packr.pack(addresses === undefined ? [meta.index, meta.term, voters, learners, staged.bytes] : [meta.index, meta.term, voters, learners, staged.bytes, addresses]);
 }
 
 export function decodeStaged(file: string, payload: Uint8Array): StagedSnapshot {
   const what = 'staged snapshot record';
   const value = unpack(file, what, payload);
-  if (!Array.isArray(value) || value.length !== 5) throw bad(file, what, 'not a 5-field array');
+  if (!Array.isArray(value) || (value.length !== 5 && value.length !== 6)) throw bad(file, what, 'not a 5- or 6-field array');
   const bytes: unknown = value[4];
   if (!isCount(bytes)) throw bad(file, what, 'byte count is not a non-negative integer');
-  return { meta: snapshotMetaFrom(file, what, value), bytes };
+  return { meta: snapshotMetaFrom(file, what, [...value.slice(0, 4), ...value.slice(5)]), bytes };
 }

@@ -58,6 +58,7 @@ import type { PersistentState } from '../../consensus/raft_core.ts';
 import type { Entry, HardState, LogIndex, Ready, SnapshotMeta, Term } from '../../consensus/types.ts';
 import type { ReplicaStorage } from '../../replica/replica.ts';
 import { StorageCorruptionError, StorageIoError } from '../errors.ts';
+import { assertContiguous, hasDurableParts } from '../common/ready.ts';
 import {
   decodeEntry, decodeFrame, decodeHardState, decodeSnapshotMeta, decodeStaged, encodeEntry, encodeFrame,
   encodeHardState, encodeSnapshotMeta, encodeStaged, indexKey, readIndexKey, stringKey, type StagedSnapshot,
@@ -626,25 +627,6 @@ export class LmdbLogStorage implements ReplicaStorage {
 
   private assertUsable(): void {
     assert(!this.closed, `storage in ${this.dir} is closed`);
-  }
-}
-
-/**
- * A Ready whose only change is a higher commit index needs no fsync (`mustSync` is false): Raft
- * recovers the commit index from its peers, so losing it in a crash is harmless. Skipping it
- * halves the fsyncs of a lightly loaded leader; the commit index is written with the next Ready
- * that must be synced anyway.
- */
-function hasDurableParts(ready: Ready): boolean {
-  if (!ready.mustSync && ready.entries.length === 0 && ready.snapshot === null && ready.snapshotChunks.length === 0) return false;
-  return ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null || ready.snapshotChunks.length > 0;
-}
-
-function assertContiguous(entries: readonly Entry[]): void {
-  for (let i = 1; i < entries.length; i += 1) {
-    const previous = entries[i - 1] as Entry;
-    const entry = entries[i] as Entry;
-    assert(entry.index === previous.index + 1, `entries to persist are not contiguous: ${previous.index} then ${entry.index}`);
   }
 }
 
