@@ -77,7 +77,9 @@ export const DEFAULTS = {
   writeTimeoutMs: 10_000,
   readTimeoutMs: 5_000,
   sessionWaitMsMax: 5_000,
-  snapshotEveryEntries: 20_000,
+  // etcd's default too. A snapshot serialises the whole state, so its cost grows with the data;
+  // the byte trigger below bounds the memory a long log holds.
+  snapshotEveryEntries: 100_000,
   snapshotEveryBytes: 64 * 1024 * 1024,
   logEntriesKeptAfterSnapshot: 10_000,
   logBytesKeptAfterSnapshot: 16 * 1024 * 1024,
