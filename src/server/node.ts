@@ -213,7 +213,14 @@ export class UnderstudyNode {
   private ackWaiters: AckWaiter[] = [];
   private readonly appliedWaiters = new Set<() => void>();
   private readonly changeListeners = new Set<ChangeListener>();
-  private readonly appendTimes = new Map<LogIndex, number>();
+  /**
+   * Leader only: when (monotonic ms) each of the newest log indexes was appended, for replication
+   * lag in time. appendTimes[i] is index appendTimesBase + i; indexes only grow, so an array
+   * trimmed at the front now and then does it (a Map trimmed from its front was slow to iterate
+   * past its deleted slots, on every message).
+   */
+  private appendTimes: number[] = [];
+  private appendTimesBase = 1;
   private lastLeaderContact: number | null = null;
   /** When each peer was last heard from (monotonic ms): who can acknowledge ack=all writes. */
   private readonly lastHeard = new Map<NodeId, number>();
@@ -936,7 +943,7 @@ export class UnderstudyNode {
       }
       const progress = core.role === 'leader' ? core.progressOf(id) : undefined;
       const lagEntries = progress === undefined ? null : Math.max(0, core.lastIndex - progress.match);
-      const behindSince = progress === undefined || lagEntries === 0 ? null : this.appendTimes.get(progress.match + 1) ?? null;
+      const behindSince = progress === undefined || lagEntries === 0 ? null : this.appendTimeOf(progress.match + 1);
       members.push({
         id,
         role: id === core.leaderId ? 'leader' : learner ? 'learner' : voter ? 'follower' : 'unknown',
@@ -961,17 +968,25 @@ export class UnderstudyNode {
   private noteAppendTimes(): void {
     if (this.replicaValue === null || this.core.role !== 'leader') return;
     const now = this.monotonicMs();
-    for (let index = this.core.lastIndex; index > 0 && !this.appendTimes.has(index); index--) {
-      this.appendTimes.set(index, now);
-      if (this.appendTimes.size > 100_000) break;
+    const last = this.core.lastIndex;
+    let next = this.appendTimesBase + this.appendTimes.length;
+    if (last < next - 1 || last - next + 1 > APPEND_TIMES_KEPT) {
+      // The log was cut back (a new term), or we start noting with a long log: start afresh.
+      this.appendTimes = [];
+      this.appendTimesBase = Math.max(1, last - APPEND_TIMES_KEPT + 1);
+      next = this.appendTimesBase;
     }
-    if (this.appendTimes.size > 50_000) {
-      const cutoff = this.core.lastIndex - 50_000;
-      for (const index of this.appendTimes.keys()) {
-        if (index < cutoff) this.appendTimes.delete(index);
-        else break;
-      }
+    for (let index = next; index <= last; index++) this.appendTimes.push(now);
+    if (this.appendTimes.length > 2 * APPEND_TIMES_KEPT) {
+      const drop = this.appendTimes.length - APPEND_TIMES_KEPT;
+      this.appendTimes = this.appendTimes.slice(drop);
+      this.appendTimesBase += drop;
     }
+  }
+
+  /** When `index` was appended (monotonic ms), if it is among the indexes noted. */
+  private appendTimeOf(index: LogIndex): number | null {
+    return this.appendTimes[index - this.appendTimesBase] ?? null;
   }
 
   private stopInternal(): void {
@@ -989,6 +1004,9 @@ export class UnderstudyNode {
     await this.deps.documents.close?.();
   }
 }
+
+/** How many of the newest log indexes the leader remembers the append time of. */
+const APPEND_TIMES_KEPT = 50_000;
 
 /** This member's place among the sorted member ids, as a fraction in [0, 1). */
 export function snapshotPhaseOf(id: string, memberIds: readonly string[]): number {

@@ -258,6 +258,19 @@ describe('a three-voter cluster with one voter down', () => {
     assert.equal(ghost.voter, true);
     assert.equal(ghost.connected, false);
   });
+
+  it('replication lag: the silent voter is behind by every entry, for as long as the first one it misses exists', async () => {
+    const ghostOf = async (): Promise<Json> => ((await leader.inject({ url: '/v1/cluster' })).json() as Json).members.find((member: Json) => member.id === 'n3');
+    const before = await ghostOf();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await leader.inject({ method: 'PUT', url: '/v1/docs/deg/lag', payload: json({ n: 1 }), headers: JSON_HEADERS })).statusCode, 201);
+    const after = await ghostOf();
+    assert.equal(after.lagEntries, leader.server.node.core.lastIndex, 'it holds nothing');
+    assert.ok(typeof before.lagMs === 'number' && typeof after.lagMs === 'number', JSON.stringify({ before, after }));
+    assert.ok(after.lagMs >= before.lagMs + 250, `lag in time grows with the wall clock, not with new writes: ${before.lagMs} -> ${after.lagMs} ms`);
+    const running = ((await leader.inject({ url: '/v1/cluster' })).json() as Json).members.find((member: Json) => member.id === follower.server.node.id);
+    assert.ok(running.lagEntries <= 1 && running.lagMs < 1_000, JSON.stringify(running));
+  });
 });
 
 describe('a node without a quorum', () => {
