@@ -46,6 +46,11 @@ export interface RaftConfig {
   readonly uncommittedBytesMax: number;
   readonly entryBytesMax: number;
   readonly committedEntriesPerReadyMax: number;
+  /**
+   * And at most this many bytes of entry data (beyond the first entry): applying a Ready holds the
+   * driver's event loop, so a burst of large entries must not hold it past a heartbeat.
+   */
+  readonly committedBytesPerReadyMax: number;
   readonly pendingReadsMax: number;
   readonly transferTimeoutTicks: number;
   /** Ticks a leader waits for a snapshot chunk acknowledgement before sending it again. */
@@ -75,6 +80,7 @@ export function defaultRaftConfig(input: RaftConfigInput): RaftConfig {
     uncommittedBytesMax: 64 * 1024 * 1024,
     entryBytesMax: 4 * 1024 * 1024,
     committedEntriesPerReadyMax: 1024,
+    committedBytesPerReadyMax: 256 * 1024,
     pendingReadsMax: 8192,
     transferTimeoutTicks: electionTimeoutTicks * 2,
     snapshotChunkTimeoutTicks: electionTimeoutTicks,
@@ -90,7 +96,7 @@ export function validateRaftConfig(config: RaftConfig): string[] {
   const problems: string[] = [];
   const positive: (keyof RaftConfig)[] = [
     'electionTimeoutTicks', 'heartbeatIntervalTicks', 'inflightMessagesMax', 'entriesPerMessageMax',
-    'bytesPerMessageMax', 'uncommittedEntriesMax', 'uncommittedBytesMax', 'entryBytesMax', 'committedEntriesPerReadyMax',
+    'bytesPerMessageMax', 'uncommittedEntriesMax', 'uncommittedBytesMax', 'entryBytesMax', 'committedEntriesPerReadyMax', 'committedBytesPerReadyMax',
     'pendingReadsMax', 'transferTimeoutTicks', 'snapshotChunkTimeoutTicks',
   ];
   for (const key of positive) {

@@ -407,7 +407,7 @@ export class RaftCore {
       snapshotChunks: this.snapshotChunks,
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
-      committed: this.log.takeCommitted(this.config.committedEntriesPerReadyMax),
+      committed: this.log.takeCommitted(this.config.committedEntriesPerReadyMax, this.config.committedBytesPerReadyMax),
       readStates: this.readStates,
       readsDropped: this.readsDropped,
       mustSync: entries.length > 0 || termOrVoteChanged || snapshot !== null || this.snapshotChunks.length > 0,

@@ -189,15 +189,22 @@ export class RaftLog {
   }
 
   /** Committed entries not yet handed out for applying, at most countMax. */
-  takeCommitted(countMax: number): Entry[] {
+  /**
+   * Committed entries not handed out yet, at most countMax of them and (beyond the first) at most
+   * bytesMax bytes of data: what one Ready asks the driver to apply, in one go.
+   */
+  takeCommitted(countMax: number, bytesMax = Number.POSITIVE_INFINITY): Entry[] {
     const out: Entry[] = [];
     const to = Math.min(this.commit, this.appliedHandedOut + countMax);
+    let bytes = 0;
     for (let index = this.appliedHandedOut + 1; index <= to; index++) {
       const entry = this.entry(index);
       assert(entry !== undefined, `committed entry ${index} missing`);
+      bytes += entry.data.byteLength;
+      if (out.length > 0 && bytes > bytesMax) break;
       out.push(entry);
     }
-    if (out.length > 0) this.appliedHandedOut = to;
+    if (out.length > 0) this.appliedHandedOut = (out[out.length - 1] as Entry).index;
     return out;
   }
 

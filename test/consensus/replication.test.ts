@@ -160,3 +160,18 @@ test('backpressure in bytes: a leader refuses proposals once uncommittedBytesMax
   cluster.runUntil(() => cluster.core('n1').commitIndex === 4, 20);
   assert.equal(cluster.propose('n1', 'x'.repeat(1000)).ok, true, 'committed entries no longer count');
 });
+
+test('a Ready hands out at most committedBytesPerReadyMax bytes of committed entries (at least one), the rest in later Readies', () => {
+  const cluster = electedCluster({ voters: THREE, config: { committedBytesPerReadyMax: 25 } }, 'n1');
+  const before = cluster.node('n1').readies.length;
+  for (const body of ['a', 'b', 'c', 'd', 'e']) cluster.propose('n1', body.repeat(10));
+  cluster.propose('n1', 'f'.repeat(40)); // larger than the bound on its own: still handed out
+  cluster.stabilize();
+  const committed = cluster.node('n1').readies.slice(before).map((ready) => ready.committed).filter((entries) => entries.length > 0);
+  for (const entries of committed) {
+    const bytes = entries.reduce((sum, entry) => sum + entry.data.byteLength, 0);
+    assert.ok(entries.length === 1 || bytes <= 25, `a Ready applied ${entries.length} entries of ${bytes} bytes`);
+  }
+  assert.deepEqual(committed.flat().map((entry) => entry.data.byteLength), [10, 10, 10, 10, 10, 40]);
+  assert.ok(committed.length >= 4, `${committed.length} Readies`);
+});

@@ -584,7 +584,10 @@ export class SegmentLogStorage implements ReplicaStorage {
       return;
     }
     const ready = item.ready;
-    if (!hasDurableParts(ready)) return this.finish(item, null);
+    // Nothing to write: complete after the sockets were read (setImmediate), not on the next tick.
+    // A burst of committed entries is applied over several such Readies, and heartbeats and
+    // acknowledgements must get through between them.
+    if (!hasDurableParts(ready)) return this.finish(item, null, false, 'afterIo');
     this.persistReady(ready).then(
       () => this.finish(item, null),
       (error: unknown) => this.finish(item, describeFailure(`persisting Ready #${ready.number} to ${this.walDir}`, error)),
@@ -598,11 +601,11 @@ export class SegmentLogStorage implements ReplicaStorage {
     for (const resolve of waiters) resolve();
   }
 
-  private finish(item: PendingPersist, error: Error | null, saved = false): void {
+  private finish(item: PendingPersist, error: Error | null, saved = false, when: 'nextTick' | 'afterIo' = 'nextTick'): void {
     if (error !== null && this.failure === null) this.failure = error;
     this.persistCount += 1;
     this.inFlight = false;
-    process.nextTick(() => {
+    (when === 'afterIo' ? setImmediate : process.nextTick)(() => {
       try {
         if (item.kind === 'ready') item.done(error);
         else item.done(error, saved);
