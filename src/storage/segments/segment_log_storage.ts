@@ -53,7 +53,8 @@
  * verified bytes of the current snapshot once they have been needed.
  *
  * Invariants (as LmdbLogStorage's):
- * - Persists complete, and call done, in call order, one at a time, from process.nextTick.
+ * - Persists complete, and call done, in call order, one at a time, from process.nextTick (a
+ *   Ready with nothing durable from setImmediate, so that I/O is read between such Readies).
  * - A Ready with nothing durable (common/ready.ts hasDurableParts) completes without touching the
  *   disk; every other one is fdatasynced whatever its mustSync says.
  * - The snapshot file named by the durable metadata exists and verifies: it is durable before the
@@ -264,7 +265,7 @@ export class SegmentLogStorage implements ReplicaStorage {
    * done(null) only after the segment's fdatasync returned; done(error) with a StorageIoError /
    * StorageCorruptionError / AssertionError otherwise, after which the node must stop.
    *
-   * done is called from process.nextTick, outside any promise chain, so an exception it throws
+   * done is called from process.nextTick (or setImmediate), outside any promise chain, so an exception it throws
    * (Replica throws the error it is given) is an uncaught exception, not a swallowed rejection.
    */
   persist(ready: Ready, done: (error: Error | null) => void): void {
