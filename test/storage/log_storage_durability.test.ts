@@ -12,83 +12,16 @@
 // kernel keeps a killed process's writes; 3 is the one that shows the flush itself.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { bootstrapState } from '../../src/consensus/raft_core.ts';
 import { LmdbLogStorage } from '../../src/storage/index.ts';
 import { entries, membership, persist, ready, repoRoot, tempDir, removeDir, withTempDir } from './helpers.ts';
+import { startChild, type Child } from './child.ts';
 
 const fixture = path.join(repoRoot, 'test/storage/fixtures/storage_child.ts');
 const nodeArgs = (mode: string, dir: string): string[] => ['--import', 'tsx', fixture, mode, dir];
-
-interface Child {
-  readonly process: ChildProcess;
-  readonly lines: string[];
-  /** Resolves with the first line (seen so far or later) matching `pattern`; rejects after `ms`. */
-  waitFor(pattern: RegExp, ms: number): Promise<string>;
-  /** Resolves when the process has exited; rejects after `ms`. */
-  exit(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGKILL by PID if still running. */
-  kill(): void;
-}
-
-function start(command: string, args: string[]): Child {
-  const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  readline.createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    lines.push(line);
-    for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(line)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
-      }
-    }
-  });
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  const exitWaiters: Array<() => void> = [];
-  child.on('exit', (code, signal) => {
-    exited = { code, signal };
-    for (const resolve of exitWaiters) resolve();
-  });
-  const bounded = <T>(what: string, ms: number, body: (resolve: (value: T) => void) => void): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; stdout: ${lines.join(' | ')}; stderr: ${stderr.slice(-2000)}`)), ms);
-      body((value) => {
-        clearTimeout(timer);
-        resolve(value);
-      });
-    });
-  return {
-    process: child,
-    lines,
-    waitFor: (pattern, ms) => bounded(String(pattern), ms, (resolve) => {
-      const seen = lines.find((line) => pattern.test(line));
-      if (seen !== undefined) resolve(seen);
-      else waiters.push({ pattern, resolve });
-    }),
-    exit: (ms) => bounded('exit', ms, (resolve) => {
-      const done = (): void => resolve(exited as { code: number | null; signal: NodeJS.Signals | null });
-      if (exited !== null) done();
-      else exitWaiters.push(done);
-    }),
-    kill: () => {
-      if (exited === null && child.pid !== undefined) {
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    },
-  };
-}
 
 test('after persist calls done, another process that opens the environment sees the data', async () => {
   await withTempDir('durable', async (dir) => {
@@ -98,7 +31,7 @@ test('after persist calls done, another process that opens the environment sees 
       storage.bootstrap(bootstrapState(membership), new Uint8Array([7]));
       await persist(storage, ready({ entries: entries(1, 3, 2), hardState: { term: 2, vote: 'b', commit: 1 } }));
       // The writer still has the environment open: the reader sees what was committed, no more.
-      child = start(process.execPath, nodeArgs('load', dir));
+      child = startChild(process.execPath, nodeArgs('load', dir));
       const line = await child.waitFor(/^STATE /, 30_000);
       const state = JSON.parse(line.slice('STATE '.length)) as { hardState: unknown; entries: Array<{ index: number; term: number; text: string }> };
       assert.deepEqual(state.hardState, { term: 2, vote: 'b', commit: 1 });
@@ -115,7 +48,7 @@ test('a process killed with SIGKILL right after done keeps every acknowledged en
   await withTempDir('durable', async (dir) => {
     let child: Child | null = null;
     try {
-      child = start(process.execPath, nodeArgs('ack-loop', dir));
+      child = startChild(process.execPath, nodeArgs('ack-loop', dir));
       await child.waitFor(/^ACK 40$/, 60_000);
       child.kill(); // mid-stream: more persists are in flight
       const exit = await child.exit(30_000);
@@ -158,7 +91,7 @@ test('strace: fdatasync and the O_DSYNC meta write complete before done; snapsho
   const dataDir = path.join(dir, 'store');
   let child: Child | null = null;
   try {
-    child = start('strace', [
+    child = startChild('strace', [
       '-f', '-qq', '-o', traceFile,
       '-e', 'trace=openat,fdatasync,fsync,pwrite64,write,rename',
       // Slow every fdatasync by 100 ms: done must still come after it.
@@ -228,7 +161,7 @@ test('a full disk reaches done(error) as a StorageIoError naming the file, and l
   let child: Child | null = null;
   try {
     // A 2 MiB tmpfs mounted on `dir` inside a private mount namespace: it vanishes with the child.
-    child = start('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+    child = startChild('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
       'mount -t tmpfs -o size=2m tmpfs "$1" && exec "$0" --import tsx "$2" fill "$1"', process.execPath, dir, fixture]);
     const line = await child.waitFor(/^(ERROR|NO-ERROR)/, 60_000);
     assert.match(line, /^ERROR /);

@@ -16,84 +16,22 @@
 // writes; 2 is the one that shows the flush itself.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { SegmentLogStorage } from '../../src/storage/index.ts';
 import { removeDir, repoRoot, tempDir, withTempDir } from './helpers.ts';
+import { startChild, type Child } from './child.ts';
 
 const fixture = path.join(repoRoot, 'test/storage/fixtures/storage_child.ts');
 const nodeArgs = (mode: string, dir: string): string[] => ['--import', 'tsx', fixture, mode, dir, 'segments'];
-
-interface Child {
-  readonly lines: string[];
-  waitFor(pattern: RegExp, ms: number): Promise<string>;
-  exit(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  kill(): void;
-}
-
-function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
-  const child: ChildProcess = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  readline.createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    lines.push(line);
-    for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(line)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
-      }
-    }
-  });
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  const exitWaiters: Array<() => void> = [];
-  child.on('exit', (code, signal) => {
-    exited = { code, signal };
-    for (const resolve of exitWaiters) resolve();
-  });
-  const bounded = <T>(what: string, ms: number, body: (resolve: (value: T) => void) => void): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; stdout: ${lines.join(' | ')}; stderr: ${stderr.slice(-2000)}`)), ms);
-      body((value) => {
-        clearTimeout(timer);
-        resolve(value);
-      });
-    });
-  return {
-    lines,
-    waitFor: (pattern, ms) => bounded(String(pattern), ms, (resolve) => {
-      const seen = lines.find((line) => pattern.test(line));
-      if (seen !== undefined) resolve(seen);
-      else waiters.push({ pattern, resolve });
-    }),
-    exit: (ms) => bounded('exit', ms, (resolve) => {
-      const done = (): void => resolve(exited as { code: number | null; signal: NodeJS.Signals | null });
-      if (exited !== null) done();
-      else exitWaiters.push(done);
-    }),
-    kill: () => {
-      if (exited === null && child.pid !== undefined) {
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    },
-  };
-}
 
 for (const segmentBytes of [undefined, 256]) {
   test(`a process killed with SIGKILL right after done keeps every acknowledged entry (${segmentBytes === undefined ? 'default segments' : `${segmentBytes}-byte segments`})`, async () => {
     await withTempDir('seg-durable', async (dir) => {
       let child: Child | null = null;
       try {
-        child = start(process.execPath, nodeArgs('ack-loop', dir), segmentBytes === undefined ? {} : { SEGMENT_BYTES: String(segmentBytes) });
+        child = startChild(process.execPath, nodeArgs('ack-loop', dir), segmentBytes === undefined ? {} : { SEGMENT_BYTES: String(segmentBytes) });
         await child.waitFor(/^ACK 40$/, 60_000);
         child.kill(); // mid-stream: more persists are in flight
         const exit = await child.exit(30_000);
@@ -172,7 +110,7 @@ test('strace: one pwrite and one fdatasync of the segment complete before done; 
   const dataDir = path.join(dir, 'store');
   let child: Child | null = null;
   try {
-    child = start('strace', [
+    child = startChild('strace', [
       '-f', '-qq', '-o', traceFile,
       '-e', 'trace=openat,fdatasync,fsync,pwrite64,pwritev,write,writev,rename,unlink',
       // Slow every fdatasync by 100 ms: done must still come after it.
@@ -261,7 +199,7 @@ test('a full disk reaches done(error) as a StorageIoError naming the segment, an
   let child: Child | null = null;
   try {
     // A 2 MiB tmpfs mounted on `dir` inside a private mount namespace: it vanishes with the child.
-    child = start('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+    child = startChild('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
       'mount -t tmpfs -o size=2m tmpfs "$1" && exec "$0" --import tsx "$2" fill "$1" segments', process.execPath, dir, fixture]);
     const line = await child.waitFor(/^(ERROR|NO-ERROR)/, 60_000);
     assert.match(line, /^ERROR /);
