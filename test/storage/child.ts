@@ -2,7 +2,7 @@
  * A child process of a storage test, watched line by line: every wait is bounded and reports the
  * child's output when it times out; kill() is SIGKILL by PID. Shared by the durability tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import { repoRoot } from './helpers.ts';
 
@@ -71,4 +71,20 @@ export function startChild(command: string, args: string[], env: NodeJS.ProcessE
       }
     },
   };
+}
+
+/** Null when strace can trace here (with `probeArgs`, e.g. fault injection), else why not. */
+export function straceWorks(probeArgs: readonly string[] = []): string | null {
+  const probe = spawnSync('strace', ['-f', '-qq', '-e', 'trace=write', ...probeArgs, '-o', '/dev/null', 'true'], { timeout: 10_000 });
+  if (probe.error !== undefined) return `strace is not available (${probe.error.message})`;
+  if (probe.status !== 0) return `strace cannot trace here: ${probe.stderr.toString().trim()}`;
+  return null;
+}
+
+/** Null when a private mount namespace can mount a small tmpfs (the full-disk tests), else why not. */
+export function mountNamespacesWork(): string | null {
+  const probe = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d" && umount "$d" && rmdir "$d"'], { timeout: 10_000 });
+  if (probe.error !== undefined) return `unshare is not available (${probe.error.message})`;
+  if (probe.status !== 0) return `cannot mount a small tmpfs in a private mount namespace: ${probe.stderr.toString().trim()}`;
+  return null;
 }

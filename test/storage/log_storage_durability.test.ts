@@ -12,13 +12,12 @@
 // kernel keeps a killed process's writes; 3 is the one that shows the flush itself.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { bootstrapState } from '../../src/consensus/raft_core.ts';
 import { LmdbLogStorage } from '../../src/storage/index.ts';
 import { entries, membership, persist, ready, repoRoot, tempDir, removeDir, withTempDir } from './helpers.ts';
-import { startChild, type Child } from './child.ts';
+import { mountNamespacesWork, startChild, straceWorks, type Child } from './child.ts';
 
 const fixture = path.join(repoRoot, 'test/storage/fixtures/storage_child.ts');
 const nodeArgs = (mode: string, dir: string): string[] => ['--import', 'tsx', fixture, mode, dir];
@@ -72,13 +71,6 @@ test('a process killed with SIGKILL right after done keeps every acknowledged en
     }
   });
 });
-
-function straceWorks(): string | null {
-  const probe = spawnSync('strace', ['-f', '-qq', '-e', 'trace=write', '-o', '/dev/null', 'true'], { timeout: 10_000 });
-  if (probe.error !== undefined) return `strace is not available (${probe.error.message})`;
-  if (probe.status !== 0) return `strace cannot trace here: ${probe.stderr.toString().trim()}`;
-  return null;
-}
 
 test('strace: fdatasync and the O_DSYNC meta write complete before done; snapshot file is fsynced, renamed, dir fsynced', async (t) => {
   const unavailable = straceWorks();
@@ -143,13 +135,6 @@ test('strace: fdatasync and the O_DSYNC meta write complete before done; snapsho
     removeDir(dir);
   }
 });
-
-function mountNamespacesWork(): string | null {
-  const probe = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d" && umount "$d" && rmdir "$d"'], { timeout: 10_000 });
-  if (probe.error !== undefined) return `unshare is not available (${probe.error.message})`;
-  if (probe.status !== 0) return `cannot mount a small tmpfs in a private mount namespace: ${probe.stderr.toString().trim()}`;
-  return null;
-}
 
 test('a full disk reaches done(error) as a StorageIoError naming the file, and later persists fail too', async (t) => {
   const unavailable = mountNamespacesWork();

@@ -16,12 +16,11 @@
 // writes; 2 is the one that shows the flush itself.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SegmentLogStorage } from '../../src/storage/index.ts';
 import { removeDir, repoRoot, tempDir, withTempDir } from './helpers.ts';
-import { startChild, type Child } from './child.ts';
+import { mountNamespacesWork, startChild, straceWorks, type Child } from './child.ts';
 
 const fixture = path.join(repoRoot, 'test/storage/fixtures/storage_child.ts');
 const nodeArgs = (mode: string, dir: string): string[] => ['--import', 'tsx', fixture, mode, dir, 'segments'];
@@ -55,13 +54,6 @@ for (const segmentBytes of [undefined, 256]) {
       }
     });
   });
-}
-
-function straceWorks(): string | null {
-  const probe = spawnSync('strace', ['-f', '-qq', '-e', 'trace=write', '-e', 'inject=fdatasync:delay_exit=1', '-o', '/dev/null', 'true'], { timeout: 10_000 });
-  if (probe.error !== undefined) return `strace is not available (${probe.error.message})`;
-  if (probe.status !== 0) return `strace cannot trace here: ${probe.stderr.toString().trim()}`;
-  return null;
 }
 
 /** One system call as strace saw it once it returned (unfinished/resumed halves joined). */
@@ -100,7 +92,7 @@ function parseTrace(text: string): Call[] {
 }
 
 test('strace: one pwrite and one fdatasync of the segment complete before done; a new segment and a snapshot are synced before done', async (t) => {
-  const unavailable = straceWorks();
+  const unavailable = straceWorks(['-e', 'inject=fdatasync:delay_exit=1']);
   if (unavailable !== null) {
     t.skip(unavailable);
     return;
@@ -181,13 +173,6 @@ test('strace: one pwrite and one fdatasync of the segment complete before done; 
     removeDir(dir);
   }
 });
-
-function mountNamespacesWork(): string | null {
-  const probe = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d" && umount "$d" && rmdir "$d"'], { timeout: 10_000 });
-  if (probe.error !== undefined) return `unshare is not available (${probe.error.message})`;
-  if (probe.status !== 0) return `cannot mount a small tmpfs in a private mount namespace: ${probe.stderr.toString().trim()}`;
-  return null;
-}
 
 test('a full disk reaches done(error) as a StorageIoError naming the segment, and later persists fail too', async (t) => {
   const unavailable = mountNamespacesWork();
