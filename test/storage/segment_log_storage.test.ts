@@ -23,6 +23,7 @@ import type { Entry, SnapshotMeta } from '../../src/consensus/types.ts';
 import type { SimDisk } from '../../src/sim/sim_disk.ts';
 import { Prng } from '../../src/shared/prng.ts';
 import { SegmentLogStorage, type SegmentLogStorageOptions } from '../../src/storage/index.ts';
+import { readSnapshotFile, verifySnapshotFile, writeSnapshotFile } from '../../src/storage/lmdb/snapshot_file.ts';
 import { RecordEncoder, RecordType } from '../../src/storage/segments/wal_format.ts';
 import {
   bytes, chunksOf, entries, membership, persist, persistReference, ready, referenceDisk, withTempDir,
@@ -408,5 +409,54 @@ test('load() while a persist is in flight returns the durable state only', async
     } finally {
       await storage.close();
     }
+  });
+});
+
+test('a snapshot is served to followers from its file, in chunks, and not kept in memory', async () => {
+  await withTempDir('seg-snap-file', async (dir) => {
+    const storage = SegmentLogStorage.open(dir, { compactionTailEntries: 2 });
+    try {
+      storage.bootstrap(bootstrapState(membership), bytes('initial'));
+      await persist(storage, ready({ entries: entries(1, 6, 1), hardState: { term: 1, vote: 'a', commit: 6 } }));
+      const state = new Uint8Array(300_000).map((_, i) => (i * 7) % 251);
+      const original = new Uint8Array(state);
+      assert.equal(await saveAsync(storage, { index: 5, term: 1, membership }, state), true);
+      // The caller's buffer is free once the save is done: changing it changes nothing served.
+      state.fill(0);
+      const served: Uint8Array[] = [];
+      for (let offset = 0, done = false; !done;) {
+        const chunk = storage.readSnapshotChunk(5, offset, 64 * 1024);
+        assert.ok(chunk !== null);
+        served.push(chunk.data);
+        offset += chunk.data.byteLength;
+        done = chunk.done;
+      }
+      assert.equal(served.length, 5);
+      assert.deepEqual(Buffer.concat(served), Buffer.from(original));
+      assert.equal(storage.stats().snapshotBytes, original.byteLength);
+      // The file is what is read: damage it and the next chunk read shows the damage.
+      const file = path.join(dir, 'snapshot-5.bin');
+      const raw = fs.readFileSync(file);
+      raw[32 + 70_000] = ((raw[32 + 70_000] as number) + 1) % 256;
+      fs.writeFileSync(file, raw);
+      assert.notDeepEqual(storage.readSnapshotChunk(5, 65_536, 64 * 1024)?.data, original.subarray(65_536, 131_072));
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
+test('verifySnapshotFile reads a file in slices: same verdicts as a whole read, whatever the slice size', async () => {
+  await withTempDir('seg-snap-verify', async (dir) => {
+    const body = new Uint8Array(10_000).map((_, i) => i % 256);
+    writeSnapshotFile(dir, 9, 2, body);
+    for (const slice of [1, 7, 4096, 1 << 20]) assert.equal(verifySnapshotFile(dir, 9, 2, slice), body.byteLength);
+    assert.deepEqual(readSnapshotFile(dir, 9, 2), body);
+    const file = path.join(dir, 'snapshot-9.bin');
+    const raw = fs.readFileSync(file);
+    raw[32 + 9_999] = (raw[32 + 9_999] as number) ^ 0x80; // the last byte of the body
+    fs.writeFileSync(file, raw);
+    for (const slice of [7, 1 << 20]) assert.throws(() => verifySnapshotFile(dir, 9, 2, slice), /failed its checksum/);
+    assert.throws(() => verifySnapshotFile(dir, 9, 3), /failed its checksum/);
   });
 });

@@ -102,44 +102,103 @@ function framed(index: number, term: number, bytes: Uint8Array): Uint8Array[] {
  */
 export function readSnapshotFile(dir: string, index: number, term: number): Uint8Array {
   const file = path.join(dir, snapshotFileName(index));
-  let raw: Buffer;
+  const length = verifySnapshotFile(dir, index, term);
+  return readSnapshotBody(dir, index, 0, length, file);
+}
+
+/**
+ * Verifies the snapshot file for (index, term) like readSnapshotFile and returns the length of its
+ * body, reading it in slices of `sliceBytes`: memory stays bounded however large the snapshot.
+ */
+export function verifySnapshotFile(dir: string, index: number, term: number, sliceBytes = 1 << 20): number {
+  const file = path.join(dir, snapshotFileName(index));
+  let fd: number;
   try {
-    raw = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch (error) {
     if ((error as { code?: unknown }).code === 'ENOENT') {
       throw new StorageCorruptionError(file, `snapshot file for index ${index} is missing`, { cause: error });
     }
     throw new StorageIoError(`reading snapshot file ${file} failed`, error);
   }
-  if (raw.byteLength < headerBytes) {
-    throw new StorageCorruptionError(file, `snapshot file is truncated: ${raw.byteLength} bytes, shorter than its ${headerBytes}-byte header`);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < headerBytes) {
+      throw new StorageCorruptionError(file, `snapshot file is truncated: ${size} bytes, shorter than its ${headerBytes}-byte header`);
+    }
+    const header = Buffer.alloc(headerBytes);
+    readFully(fd, header, 0, file);
+    if (!header.subarray(0, 8).equals(headerMagic)) {
+      throw new StorageCorruptionError(file, 'snapshot file has a bad header magic');
+    }
+    const length = readU64(header, 24);
+    const expected = headerBytes + length + trailerBytes;
+    if (size < expected) {
+      throw new StorageCorruptionError(file, `snapshot file is truncated: ${size} bytes, its header promises ${expected}`);
+    }
+    if (size > expected) {
+      throw new StorageCorruptionError(file, `snapshot file has ${size - expected} unexpected bytes after its trailer`);
+    }
+    let computed = crc32(header);
+    const slice = Buffer.allocUnsafe(Math.max(1, Math.min(sliceBytes, length)));
+    for (let done = 0; done < length;) {
+      const view = slice.subarray(0, Math.min(slice.length, length - done));
+      readFully(fd, view, headerBytes + done, file);
+      computed = crc32(view, computed);
+      done += view.length;
+    }
+    const trailer = Buffer.alloc(trailerBytes);
+    readFully(fd, trailer, headerBytes + length, file);
+    if (!trailer.subarray(4).equals(trailerMagic)) {
+      throw new StorageCorruptionError(file, 'snapshot file has a bad trailer magic');
+    }
+    const stored = trailer.readUInt32BE(0);
+    if (stored !== computed) {
+      throw new StorageCorruptionError(file, `snapshot file failed its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)}`);
+    }
+    const fileIndex = readU64(header, 8);
+    const fileTerm = readU64(header, 16);
+    if (fileIndex !== index || fileTerm !== term) {
+      throw new StorageCorruptionError(file, `snapshot file holds index ${fileIndex} term ${fileTerm}, the log records index ${index} term ${term}`);
+    }
+    return length;
+  } finally {
+    fs.closeSync(fd);
   }
-  if (!raw.subarray(0, 8).equals(headerMagic)) {
-    throw new StorageCorruptionError(file, 'snapshot file has a bad header magic');
+}
+
+/**
+ * `length` bytes of the body of snapshot file `index`, from `offset` (a copy that owns its memory).
+ * The caller has verified the file (verifySnapshotFile) and keeps offset + length within its body.
+ */
+export function readSnapshotBody(dir: string, index: number, offset: number, length: number, file = path.join(dir, snapshotFileName(index))): Uint8Array {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') {
+      throw new StorageCorruptionError(file, `snapshot file for index ${index} is missing`, { cause: error });
+    }
+    throw new StorageIoError(`reading snapshot file ${file} failed`, error);
   }
-  const length = readU64(raw, 24);
-  const expected = headerBytes + length + trailerBytes;
-  if (raw.byteLength < expected) {
-    throw new StorageCorruptionError(file, `snapshot file is truncated: ${raw.byteLength} bytes, its header promises ${expected}`);
+  try {
+    const body = new Uint8Array(length);
+    readFully(fd, body, headerBytes + offset, file);
+    return body;
+  } finally {
+    fs.closeSync(fd);
   }
-  if (raw.byteLength > expected) {
-    throw new StorageCorruptionError(file, `snapshot file has ${raw.byteLength - expected} unexpected bytes after its trailer`);
+}
+
+function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
+  for (let done = 0; done < into.byteLength;) {
+    let read: number;
+    try {
+      read = fs.readSync(fd, into, done, into.byteLength - done, position + done);
+    } catch (error) {
+      throw new StorageIoError(`reading snapshot file ${file} failed`, error);
+    }
+    if (read === 0) throw new StorageCorruptionError(file, `snapshot file ended early at byte ${position + done}`);
+    done += read;
   }
-  const body = raw.subarray(headerBytes, headerBytes + length);
-  const trailer = raw.subarray(headerBytes + length);
-  if (!trailer.subarray(4).equals(trailerMagic)) {
-    throw new StorageCorruptionError(file, 'snapshot file has a bad trailer magic');
-  }
-  const stored = trailer.readUInt32BE(0);
-  const computed = crc32(body, crc32(raw.subarray(0, headerBytes)));
-  if (stored !== computed) {
-    throw new StorageCorruptionError(file, `snapshot file failed its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)}`);
-  }
-  const fileIndex = readU64(raw, 8);
-  const fileTerm = readU64(raw, 16);
-  if (fileIndex !== index || fileTerm !== term) {
-    throw new StorageCorruptionError(file, `snapshot file holds index ${fileIndex} term ${fileTerm}, the log records index ${index} term ${term}`);
-  }
-  // A copy that owns its memory, so callers can keep it without pinning the whole file buffer.
-  return new Uint8Array(body);
 }

@@ -74,7 +74,7 @@ import { StorageCorruptionError, StorageIoError } from '../errors.ts';
 import { assertContiguous, hasDurableParts } from '../common/ready.ts';
 import { fsyncDirectory, writeFileDurably } from '../lmdb/fs_util.ts';
 import type { LogStorageStats } from '../lmdb/log_storage.ts';
-import { readSnapshotFile, snapshotFileName, snapshotFilePattern, writeSnapshotFile, writeSnapshotFileAsync } from '../lmdb/snapshot_file.ts';
+import { readSnapshotBody, readSnapshotFile, snapshotFileName, snapshotFilePattern, verifySnapshotFile, writeSnapshotFile, writeSnapshotFileAsync } from '../lmdb/snapshot_file.ts';
 import { LogWindow } from './log_window.ts';
 import { replaySegments, type SegmentSource } from './replay.ts';
 import {
@@ -110,7 +110,7 @@ export interface SegmentRecovery {
 /** The write queue: Readies, and the metadata commits of snapshots this node took itself. */
 type PendingPersist =
   | { readonly kind: 'ready'; readonly ready: Ready; readonly done: (error: Error | null) => void }
-  | { readonly kind: 'snapshot'; readonly meta: SnapshotMeta; readonly bytes: Uint8Array; readonly done: (error: Error | null, saved: boolean) => void };
+  | { readonly kind: 'snapshot'; readonly meta: SnapshotMeta; readonly bodyBytes: number; readonly done: (error: Error | null, saved: boolean) => void };
 
 interface Installed {
   readonly meta: SnapshotMeta;
@@ -157,8 +157,12 @@ export class SegmentLogStorage implements ReplicaStorage {
   private replayedEntries: Entry[] | null = null;
   private recoveryInfo: SegmentRecovery | null = null;
 
-  /** The durable snapshot's metadata and verified bytes, loaded on first use. */
-  private snapshotCache: Installed | null = null;
+  /**
+   * The durable snapshot once its file is known good (this process wrote it, or verified it once)
+   * and the length of its body. Chunks for followers are read from the file, never kept in memory:
+   * a copy of the whole state held for the node's lifetime was most of a node's memory at scale.
+   */
+  private snapshotOnDisk: { readonly meta: SnapshotMeta; readonly bodyBytes: number } | null = null;
   private readonly encoder = new RecordEncoder();
   /** Deletions of old segments, best effort, in order; close() waits for them. */
   private background: Promise<void> = Promise.resolve();
@@ -254,7 +258,7 @@ export class SegmentLogStorage implements ReplicaStorage {
     this.snapshotMeta = meta;
     for (const entry of state.entries) this.terms.put(entry.index, entry.term);
     this.replayedEntries = null;
-    this.snapshotCache = { meta, bytes: new Uint8Array(snapshotBytes) };
+    this.snapshotOnDisk = { meta, bodyBytes: snapshotBytes.byteLength };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -301,7 +305,7 @@ export class SegmentLogStorage implements ReplicaStorage {
     }
     this.snapshotMeta = meta;
     this.terms.dropThrough(cutoff);
-    this.snapshotCache = { meta, bytes: new Uint8Array(bytes) };
+    this.snapshotOnDisk = { meta, bodyBytes: bytes.byteLength };
     this.removeSnapshotFileSync(current.index, meta.index);
     this.collectSegments();
   }
@@ -320,7 +324,7 @@ export class SegmentLogStorage implements ReplicaStorage {
     writeSnapshotFileAsync(this.dir, meta.index, meta.term, bytes).then(
       () => {
         this.snapshotWrites -= 1;
-        this.queue.push({ kind: 'snapshot', meta, bytes, done });
+        this.queue.push({ kind: 'snapshot', meta, bodyBytes: bytes.byteLength, done });
         if (!this.inFlight) this.startNext();
       },
       (error: unknown) => {
@@ -339,15 +343,19 @@ export class SegmentLogStorage implements ReplicaStorage {
   }
 
   readSnapshotChunk(index: LogIndex, offset: number, bytesMax: number): { data: Uint8Array; done: boolean } | null {
-    const snapshot = this.loadSnapshot();
-    if (snapshot === null || snapshot.meta.index !== index || offset > snapshot.bytes.byteLength) return null;
-    const end = Math.min(snapshot.bytes.byteLength, offset + bytesMax);
-    return { data: snapshot.bytes.subarray(offset, end), done: end === snapshot.bytes.byteLength };
+    this.assertUsable();
+    this.ensureRecovered();
+    const meta = this.snapshotMeta;
+    if (meta === null || meta.index !== index) return null;
+    const bodyBytes = this.verifiedSnapshotBytes(meta);
+    if (offset > bodyBytes) return null;
+    const end = Math.min(bodyBytes, offset + bytesMax);
+    return { data: readSnapshotBody(this.dir, index, offset, end - offset), done: end === bodyBytes };
   }
 
   /**
-   * The latest durable snapshot, its file verified (header, length, CRC) when first read; the
-   * verified bytes are then kept in memory, so later chunk reads never serve unverified bytes.
+   * The latest durable snapshot, its file verified (header, length, CRC) as it is read. Read from
+   * disk on every call (restores and installs are rare; the bytes are not kept).
    */
   loadSnapshot(): { meta: SnapshotMeta; bytes: Uint8Array } | null {
     this.assertUsable();
@@ -377,7 +385,7 @@ export class SegmentLogStorage implements ReplicaStorage {
       lastIndex: size > 0 ? this.terms.last : 0,
       logBytesUsed: this.segments.reduce((sum, segment) => sum + segment.size, 0),
       snapshotIndex: this.snapshotMeta?.index ?? 0,
-      snapshotBytes: this.snapshotCache?.bytes.byteLength ?? 0,
+      snapshotBytes: this.snapshotOnDisk?.bodyBytes ?? 0,
     };
   }
 
@@ -578,7 +586,7 @@ export class SegmentLogStorage implements ReplicaStorage {
       return this.finish(item, describeFailure(`${what} in ${this.dir}`, error));
     }
     if (item.kind === 'snapshot') {
-      this.commitOwnSnapshot(item.meta, item.bytes).then(
+      this.commitOwnSnapshot(item.meta, item.bodyBytes).then(
         (saved) => this.finish(item, null, saved),
         (error: unknown) => this.finish(item, describeFailure(`saving snapshot ${item.meta.index} in ${this.dir}`, error), false),
       );
@@ -674,7 +682,7 @@ export class SegmentLogStorage implements ReplicaStorage {
     if (installed !== null) {
       // Synchronous (rare) removals, so that no caller ever sees the new state without them or the
       // old state without its file; LmdbLogStorage does the same.
-      this.snapshotCache = { meta: installed.meta, bytes: installed.bytes };
+      this.snapshotOnDisk = { meta: installed.meta, bodyBytes: installed.bytes.byteLength };
       const stagedFile = this.staged?.file;
       this.staged = null;
       if (stagedFile !== undefined) removeQuietlySync(stagedFile);
@@ -684,7 +692,7 @@ export class SegmentLogStorage implements ReplicaStorage {
   }
 
   /** The queued half of saveSnapshotAsync: one SNAPSHOT record, written and synced like a Ready. */
-  private async commitOwnSnapshot(meta: SnapshotMeta, bytes: Uint8Array): Promise<boolean> {
+  private async commitOwnSnapshot(meta: SnapshotMeta, bodyBytes: number): Promise<boolean> {
     const current = this.snapshotMeta;
     assert(current !== null, 'saveSnapshot before bootstrap');
     if (current.index >= meta.index) {
@@ -699,7 +707,7 @@ export class SegmentLogStorage implements ReplicaStorage {
     await this.appendAsync(rotate, 0, `saving snapshot ${meta.index}`);
     this.snapshotMeta = meta;
     this.terms.dropThrough(cutoff);
-    this.snapshotCache = { meta, bytes };
+    this.snapshotOnDisk = { meta, bodyBytes };
     this.removeSnapshotFileSync(current.index, meta.index);
     this.collectSegments();
     return true;
@@ -871,11 +879,18 @@ export class SegmentLogStorage implements ReplicaStorage {
   }
 
   private snapshotFor(meta: SnapshotMeta): Installed {
-    const cached = this.snapshotCache;
-    if (cached !== null && cached.meta.index === meta.index && cached.meta.term === meta.term) return { meta, bytes: cached.bytes };
     const bytes = readSnapshotFile(this.dir, meta.index, meta.term);
-    this.snapshotCache = { meta, bytes };
-    return this.snapshotCache;
+    this.snapshotOnDisk = { meta, bodyBytes: bytes.byteLength };
+    return { meta, bytes };
+  }
+
+  /** The body length of the current snapshot's file, verifying the file first if not yet known good. */
+  private verifiedSnapshotBytes(meta: SnapshotMeta): number {
+    const known = this.snapshotOnDisk;
+    if (known !== null && known.meta.index === meta.index && known.meta.term === meta.term) return known.bodyBytes;
+    const bodyBytes = verifySnapshotFile(this.dir, meta.index, meta.term);
+    this.snapshotOnDisk = { meta, bodyBytes };
+    return bodyBytes;
   }
 
   private removeSnapshotFileSync(index: LogIndex, current: LogIndex): void {
