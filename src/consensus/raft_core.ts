@@ -111,6 +111,12 @@ export class RaftCore {
   private appendBroadcastPending = false;
   /** The commit index moved: followers should hear it now, not at the next heartbeat. */
   private commitBroadcastPending = false;
+  /**
+   * Followers whose acknowledgement freed room for more entries. Their appends are built when the
+   * driver collects messages (takeMessages/ready), not per acknowledgement, so the entries
+   * proposed and the acknowledgements received between two collections leave as one message.
+   */
+  private readonly appendsPendingFor = new Set<NodeId>();
 
   private receivingSnapshot: ReceivingSnapshot | null = null;
 
@@ -378,7 +384,8 @@ export class RaftCore {
       this.log.hasUnstable() || this.log.hasCommittedToApply() || this.readStates.length > 0 ||
       this.readsDropped.length > 0 || this.snapshotChunks.length > 0 ||
       this.snapshotToInstall !== null || this.hardStateChanged() ||
-      this.readBroadcastPending || this.appendBroadcastPending || this.commitBroadcastPending;
+      this.readBroadcastPending || this.appendBroadcastPending || this.commitBroadcastPending ||
+      this.appendsPendingFor.size > 0;
   }
 
   /** Messages that are safe to send before the outstanding Ready is persisted. */
@@ -754,13 +761,18 @@ export class RaftCore {
       this.appendBroadcastPending = false;
       this.readBroadcastPending = false;
       this.commitBroadcastPending = false;
+      this.appendsPendingFor.clear();
       return;
     }
     if (this.appendBroadcastPending || this.commitBroadcastPending) {
       const withCommit = this.commitBroadcastPending;
       this.appendBroadcastPending = false;
       this.commitBroadcastPending = false;
+      this.appendsPendingFor.clear();
       for (const node of this.progress.keys()) this.sendAppends(node, withCommit);
+    } else if (this.appendsPendingFor.size > 0) {
+      for (const node of this.appendsPendingFor) this.sendAppends(node, false);
+      this.appendsPendingFor.clear();
     }
     if (this.readBroadcastPending) {
       this.readBroadcastPending = false;
@@ -859,7 +871,7 @@ export class RaftCore {
     if (this.transferee === message.from && progress.match === this.log.lastIndex()) {
       this.sendTimeoutNow(message.from);
     }
-    this.sendAppends(message.from, false);
+    this.appendsPendingFor.add(message.from);
   }
 
   private handleHeartbeatResponse(message: HeartbeatResponseMessage): void {
@@ -1143,6 +1155,15 @@ export class RaftCore {
 
   private sendAfterPersist(message: Message): void {
     assert(message.from === this.id, 'messages leave from this node');
+    // Several appends persisted by one Ready need one acknowledgement, of the highest match: the
+    // leader's progress only moves forward, so the earlier ones would tell it nothing more.
+    const last = this.messagesAfterPersist.at(-1);
+    if (message.type === 'appendEntriesResponse' && message.success && last?.type === 'appendEntriesResponse' &&
+      last.success && last.to === message.to && last.term === message.term) {
+      this.messagesAfterPersist[this.messagesAfterPersist.length - 1] =
+        message.matchIndex >= last.matchIndex ? message : last;
+      return;
+    }
     this.messagesAfterPersist.push(message);
   }
 

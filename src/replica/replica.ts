@@ -29,14 +29,27 @@ export interface ReplicaStorage {
   /** Durably stores a snapshot this node took of its own state machine, then compacts the log. */
   saveSnapshot(meta: SnapshotMeta, bytes: Uint8Array): void;
   /**
-   * Optional: saveSnapshot without blocking, ordered with persists. done(null, true) once the
-   * snapshot is durable; done(null, false) if the storage already had one at or past its index.
+   * Optional: saveSnapshot without blocking, for a snapshot `produce` streams piece by piece (it
+   * calls `write` for each, in order), ordered with persists. done(null, true, bytes) once the
+   * snapshot is durable; done(null, false, bytes) if the storage already had one at or past its
+   * index. An error thrown by `produce` reaches done() as it is.
    */
-  saveSnapshotAsync?(meta: SnapshotMeta, bytes: Uint8Array, done: (error: Error | null, saved: boolean) => void): void;
+  saveSnapshotFrom?(
+    meta: SnapshotMeta,
+    produce: (write: (piece: Uint8Array) => Promise<void>) => Promise<void>,
+    done: (error: Error | null, saved: boolean, bytes: number) => void,
+  ): void;
   /** A chunk of the latest snapshot, or null when the latest snapshot is not at `index`. */
   readSnapshotChunk(index: LogIndex, offset: number, bytesMax: number): { data: Uint8Array; done: boolean } | null;
   /** The latest durable snapshot (after an install, the one just installed). */
   loadSnapshot(): { meta: SnapshotMeta; bytes: Uint8Array } | null;
+}
+
+/** A snapshot stopped because its replica stopped (a crash or shutdown): not a failure. */
+class SnapshotAbandoned extends Error {
+  constructor() {
+    super('snapshot abandoned: the replica stopped');
+  }
 }
 
 export interface ReplicaStateMachine<R> {
@@ -44,10 +57,11 @@ export interface ReplicaStateMachine<R> {
   apply(entry: Entry): R;
   snapshot(): Uint8Array;
   /**
-   * Optional: the bytes snapshot() would return now, produced without holding the event loop.
+   * Optional: the bytes snapshot() would return now, handed to `write` piece by piece without
+   * holding the event loop (the next piece only once the promise `write` returned has settled).
    * The state is fixed when the call is made; applies that follow must not show in the result.
    */
-  snapshotAsync?(): Promise<Uint8Array>;
+  writeSnapshot?(write: (piece: Uint8Array) => Promise<void>): Promise<void>;
   restore(bytes: Uint8Array): void;
   /**
    * Optional: runs `applyAll` (several apply() calls) as one unit of storage work, e.g. one
@@ -58,6 +72,8 @@ export interface ReplicaStateMachine<R> {
 
 export interface ReplicaTransport {
   send(message: Message): void;
+  /** Sends what send() queued now, instead of at the transport's own next flush (optional). */
+  flush?(): void;
 }
 
 export interface ReplicaObserver<R> {
@@ -96,6 +112,15 @@ export interface ReplicaOptions<R> {
    * committed entries at or below it are skipped on restart instead of applied twice.
    */
   readonly stateMachineAppliedIndex?: LogIndex;
+  /**
+   * Runs `collect` once the current burst of work is over (the server: setImmediate, after the
+   * event loop has handled every request and message that arrived together; the simulator: an
+   * event at the same virtual time). Without it, messages that can leave while a Ready is being
+   * persisted are sent after every proposal and every message received. With it they are collected
+   * once per burst, so the core builds one append per follower holding every entry proposed in
+   * the burst, instead of one per proposal (and each of those acknowledged on its own).
+   */
+  readonly deferCollect?: (collect: () => void) => void;
   /** Milliseconds for snapshot durations (reporting only; the simulator passes its virtual clock). */
   readonly now?: () => number;
 }
@@ -120,6 +145,7 @@ export class Replica<R> {
   private readsAwaitingApply: WaitingRead[] = [];
   private persisting: Ready | null = null;
   private stopped = false;
+  private collectScheduled = false;
   private appliedIndexValue: LogIndex;
   /** The index of the snapshot being taken in the background, if one is. */
   private snapshotInProgress: LogIndex | null = null;
@@ -213,7 +239,15 @@ export class Replica<R> {
   pump(): void {
     if (this.stopped) return;
     if (this.persisting !== null) {
-      for (const message of this.core.takeMessages()) this.send(message);
+      const defer = this.options.deferCollect;
+      if (defer === undefined) this.sendTakenMessages();
+      else if (!this.collectScheduled) {
+        this.collectScheduled = true;
+        defer(() => {
+          this.collectScheduled = false;
+          if (!this.stopped) this.sendTakenMessages();
+        });
+      }
       return;
     }
     if (!this.core.hasReady()) return;
@@ -225,6 +259,12 @@ export class Replica<R> {
       if (error !== null) throw error;
       this.afterPersist(ready);
     });
+  }
+
+  private sendTakenMessages(): void {
+    const messages = this.core.takeMessages();
+    for (const message of messages) this.send(message);
+    if (messages.length > 0) this.options.transport.flush?.();
   }
 
   private afterPersist(ready: Ready): void {
@@ -299,42 +339,34 @@ export class Replica<R> {
     const started = now();
     const index = this.appliedIndexValue;
     this.bytesSinceSnapshot = 0;
-    const snapshotAsync = this.stateMachine.snapshotAsync?.bind(this.stateMachine);
-    const saveSnapshotAsync = this.storage.saveSnapshotAsync?.bind(this.storage);
-    if (snapshotAsync === undefined || saveSnapshotAsync === undefined) {
+    const writeSnapshot = this.stateMachine.writeSnapshot?.bind(this.stateMachine);
+    const saveSnapshotFrom = this.storage.saveSnapshotFrom?.bind(this.storage);
+    if (writeSnapshot === undefined || saveSnapshotFrom === undefined) {
       const bytes = this.stateMachine.snapshot();
       const meta = this.core.compact(index);
       this.storage.saveSnapshot(meta, bytes);
       this.options.observer?.onSnapshotTaken?.(meta, { bytes: bytes.byteLength, durationMs: now() - started });
       return;
     }
-    // In the background: a large state serialised and written on the event loop held a leader
-    // past its election timeout. The core keeps every entry until the snapshot is durable, so a
-    // lagging peer is still served from the log meanwhile, and compaction happens only after.
+    // In the background, streamed from the state machine into the file: a large state serialised
+    // and written on the event loop held a leader past its election timeout, and one built in
+    // memory first took as much memory again as the state. The core keeps every entry until the
+    // snapshot is durable, so a lagging peer is still served from the log meanwhile, and
+    // compaction happens only after.
     const meta = this.core.snapshotMetaAt(index);
     this.snapshotInProgress = index;
-    snapshotAsync().then(
-      (bytes) => {
-        if (this.stopped) return;
-        saveSnapshotAsync(meta, bytes, (error, saved) => {
-          if (error !== null) throw error;
-          this.snapshotInProgress = null;
-          if (this.stopped) return;
-          // A snapshot installed from the leader meanwhile may already be past this one.
-          if (saved && index > this.core.snapshotMeta.index) {
-            this.core.compact(index);
-            this.options.observer?.onSnapshotTaken?.(meta, { bytes: bytes.byteLength, durationMs: now() - started });
-          }
-          this.pump();
-        });
-      },
-      (error: unknown) => {
-        // Thrown from a promise callback it would be a rejection nobody handles: make it fatal.
-        process.nextTick(() => {
-          throw error;
-        });
-      },
-    );
+    saveSnapshotFrom(meta, (write) => writeSnapshot((piece) => (this.stopped ? Promise.reject(new SnapshotAbandoned()) : write(piece))), (error, saved, bytes) => {
+      this.snapshotInProgress = null;
+      if (this.stopped) return;
+      // Thrown from a file system callback: fatal to the node, like any storage error.
+      if (error !== null) throw error;
+      // A snapshot installed from the leader meanwhile may already be past this one.
+      if (saved && index > this.core.snapshotMeta.index) {
+        this.core.compact(index);
+        this.options.observer?.onSnapshotTaken?.(meta, { bytes, durationMs: now() - started });
+      }
+      this.pump();
+    });
   }
 
   private entriesDue(since: number): boolean {

@@ -42,6 +42,8 @@ export interface NodeDocumentStore extends DocumentStore {
   snapshot(): Uint8Array;
   /** snapshot() without holding the event loop (LmdbDocumentStore); state fixed at the call. */
   snapshotAsync?(): Promise<Uint8Array>;
+  /** snapshotAsync() handed out piece by piece, never whole in memory (LmdbDocumentStore). */
+  writeSnapshot?(write: (piece: Uint8Array) => Promise<void>): Promise<void>;
   /** Every transaction() inside `fn` shares one storage commit (LmdbDocumentStore). */
   batch?<T>(fn: () => T): T;
   restore(bytes: Uint8Array): DocumentError | null;
@@ -53,6 +55,8 @@ export interface PeerTransportPort {
   isConnected?(peer: NodeId): boolean;
   /** Learns (or updates) how to reach a peer: new members arrive through membership entries. */
   setPeer?(peer: { readonly id: NodeId; readonly host: string; readonly port: number }): void;
+  /** Writes what send() queued now rather than at the transport's next flush. */
+  flushAll?(): void;
 }
 
 export type AckLevel = 'leader' | 'majority' | 'all';
@@ -305,14 +309,15 @@ export class UnderstudyNode {
       stateMachine: {
         apply: (entry) => this.applyEntry(entry),
         snapshot: () => documents.snapshot(),
-        ...(documents.snapshotAsync === undefined ? {} : { snapshotAsync: () => documents.snapshotAsync!() }),
+        ...(documents.writeSnapshot === undefined ? {} : { writeSnapshot: (write: (piece: Uint8Array) => Promise<void>) => documents.writeSnapshot!(write) }),
         ...(documents.batch === undefined ? {} : { batch: (applyAll: () => void) => documents.batch!(applyAll) }),
         restore: (bytes) => {
           const problem = documents.restore(bytes);
           if (problem !== null) throw new Error(`snapshot restore failed: ${problem.message}`);
         },
       },
-      transport: { send: (message) => this.deps.transport.send(message) },
+      transport: { send: (message) => this.deps.transport.send(message), flush: () => this.deps.transport.flushAll?.() },
+      deferCollect: (collect) => setImmediate(collect),
       snapshotEveryEntries: this.config.snapshotEveryEntries,
       snapshotEveryBytes: this.config.snapshotEveryBytes,
       // Members snapshot at different points of each stretch: a large state is then serialised by
@@ -349,13 +354,14 @@ export class UnderstudyNode {
         });
       },
       saveSnapshot: (meta, bytes) => log.saveSnapshot(meta, bytes),
-      ...(log.saveSnapshotAsync === undefined ? {} : {
-        saveSnapshotAsync: (meta, bytes, done) => log.saveSnapshotAsync!(meta, bytes, (error, saved) => {
+      ...(log.saveSnapshotFrom === undefined ? {} : {
+        saveSnapshotFrom: (meta, produce, done) => log.saveSnapshotFrom!(meta, produce, (error, saved, bytes) => {
           if (error !== null) {
-            this.fail(error);
+            // A replica that stopped abandons its snapshot: that is no failure of the storage.
+            if (this.replicaValue?.isStopped !== true) this.fail(error);
             return;
           }
-          done(null, saved);
+          done(null, saved, bytes);
         }),
       }),
       readSnapshotChunk: (index, offset, bytesMax) => log.readSnapshotChunk(index, offset, bytesMax),

@@ -148,6 +148,7 @@ export class Simulation {
       storage: node.disk,
       stateMachine: node.machine,
       transport: { send: (message) => this.send(message) },
+      deferCollect: (collect) => this.queue.after(0, () => this.atNode(node.id, collect)),
       snapshotEveryEntries: this.options.snapshotEveryEntries,
       snapshotChunkBytesMax: this.options.snapshotChunkBytesMax,
       observer: {

@@ -181,6 +181,11 @@ export class TcpTransport {
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** Writes every queued message now (the replica calls this after a burst of sends). */
+  flushAll(): void {
+    for (const link of this.links.values()) this.flush(link);
+  }
+
   private flush(link: PeerLink): void {
     link.flushScheduled = false;
     const socket = link.socket;

@@ -175,3 +175,42 @@ test('a Ready hands out at most committedBytesPerReadyMax bytes of committed ent
   assert.deepEqual(committed.flat().map((entry) => entry.data.byteLength), [10, 10, 10, 10, 10, 40]);
   assert.ok(committed.length >= 4, `${committed.length} Readies`);
 });
+
+test('proposals and acknowledgements between two collections of messages leave as one append per follower', () => {
+  const cluster = electedCluster({ voters: THREE }, 'n1');
+  cluster.stabilize();
+  const a = cluster.propose('n1', 'a');
+  assert.ok(a.ok);
+  cluster.beginReady('n1'); // n1's fsync of `a` is in flight; its appends are queued
+  cluster.deliver({ type: 'appendEntries' });
+  cluster.process('n2');
+  cluster.process('n3');
+  cluster.propose('n1', 'b');
+  cluster.deliver({ type: 'appendEntriesResponse' }); // both acknowledge `a`, which frees their window
+  cluster.propose('n1', 'c');
+  const appends = cluster.core('n1').takeMessages().filter((message): message is AppendEntriesMessage => message.type === 'appendEntries');
+  // One message each, carrying both entries: an acknowledgement no longer sends at once what was
+  // proposed before it, with the rest following in a second message.
+  assert.deepEqual(appends.map((message) => [message.to, message.entries.map((entry) => new TextDecoder().decode(entry.data))]), [
+    ['n2', ['b', 'c']],
+    ['n3', ['b', 'c']],
+  ]);
+});
+
+test('a follower acknowledges the appends one Ready persists once, with the highest match', () => {
+  const cluster = electedCluster({ voters: THREE }, 'n1');
+  cluster.stabilize();
+  const first = cluster.propose('n1', 'a');
+  cluster.process('n1');
+  const second = cluster.propose('n1', 'b');
+  cluster.process('n1');
+  assert.ok(first.ok && second.ok);
+  assert.equal(cluster.deliver({ type: 'appendEntries', to: 'n2' }).length, 2, 'two appends reach n2 before it persists');
+  const ready = cluster.process('n2');
+  assert.ok(ready !== null);
+  const acks = ready.messagesAfterPersist.filter((message): message is AppendEntriesResponseMessage => message.type === 'appendEntriesResponse');
+  assert.deepEqual(acks.map((ack) => [ack.success, ack.matchIndex]), [[true, second.index]]);
+  cluster.stabilize();
+  assert.equal(cluster.core('n1').commitIndex, second.index);
+  assert.ok(cluster.checker.ok);
+});

@@ -52,7 +52,7 @@ const BUG_SEED_BOUND: Record<PlantedBug, number> = {
   voteTwiceInTerm: 30,
   readWithoutQuorum: 30,
   ackBeforePersist: 60,
-  commitEarlierTermByCounting: 100,
+  commitEarlierTermByCounting: 40,
 };
 
 for (const bug of Object.keys(BUG_SEED_BOUND) as PlantedBug[]) {

@@ -56,6 +56,48 @@ export function crc32(data: Uint8Array, value = 0): number {
 
 export const crc32IsNative = nativeCrc32 !== undefined;
 
+/**
+ * CRC-32 of A ‖ B from crc32(A), crc32(B) and B's length (zlib's crc32_combine): lets a file whose
+ * header is written last (it holds the body's length) be checksummed header first, as readers do.
+ */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  assertLength(lengthB);
+  if (lengthB === 0) return crcA >>> 0;
+  const even = new Uint32Array(32); // the operator for 2^k zero bits, squared as we go
+  const odd = new Uint32Array(32);
+  odd[0] = 0xedb88320; // the CRC-32 polynomial: the operator for one zero bit
+  for (let n = 1, row = 1; n < 32; n += 1, row = (row << 1) >>> 0) odd[n] = row;
+  gf2MatrixSquare(even, odd); // two zero bits
+  gf2MatrixSquare(odd, even); // four zero bits
+  let crc = crcA >>> 0;
+  let remaining = lengthB;
+  for (;;) {
+    gf2MatrixSquare(even, odd);
+    if (remaining % 2 === 1) crc = gf2MatrixTimes(even, crc);
+    remaining = Math.floor(remaining / 2);
+    if (remaining === 0) break;
+    gf2MatrixSquare(odd, even);
+    if (remaining % 2 === 1) crc = gf2MatrixTimes(odd, crc);
+    remaining = Math.floor(remaining / 2);
+    if (remaining === 0) break;
+  }
+  return (crc ^ crcB) >>> 0;
+}
+
+function assertLength(length: number): void {
+  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`crc32Combine: bad length ${length}`);
+}
+
+function gf2MatrixTimes(matrix: Uint32Array, vector: number): number {
+  let sum = 0;
+  for (let i = 0, v = vector >>> 0; v !== 0; i += 1, v >>>= 1) if ((v & 1) !== 0) sum ^= matrix[i] as number;
+  return sum >>> 0;
+}
+
+function gf2MatrixSquare(square: Uint32Array, matrix: Uint32Array): void {
+  for (let n = 0; n < 32; n += 1) square[n] = gf2MatrixTimes(matrix, matrix[n] as number);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Frames.
 

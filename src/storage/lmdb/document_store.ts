@@ -216,9 +216,15 @@ class ByteWriter {
     this.length += end - start;
   }
 
-  finish(): Buffer {
-    // One copy at the exact size, so the caller does not keep up to twice the memory.
-    return Buffer.from(this.buffer.subarray(0, this.length));
+  get size(): number {
+    return this.length;
+  }
+
+  /** The bytes written since the last drain, as a view valid until the next write; empties the writer. */
+  drain(): Buffer {
+    const view = this.buffer.subarray(0, this.length);
+    this.length = 0;
+    return view;
   }
 
   private reserve(more: number): void {
@@ -574,26 +580,40 @@ export class LmdbDocumentStore implements DocumentStore {
   }
 
   /**
-   * snapshot() without holding the event loop: the same bytes, read from one LMDB read
-   * transaction (so writes committed after the call do not show, however long it takes) in
-   * slices of at most `recordsPerSlice` records and about `bytesPerSlice` bytes of stored values
-   * (change records of large batches are 100s of KB each), yielding to the event loop between
-   * slices. The caller learns the state's applied index from the bytes (apply.ts keeps it in a
-   * meta record written in the same transaction as the changes).
-   *
-   * Garbage is what made this slow path stall a node before: stored texts are copied, not parsed
-   * and re-serialised, straight into one growing output buffer (no per-record Buffers, whose
-   * external memory triggered full GCs that took 100-300 ms on a busy machine).
+   * snapshot() without holding the event loop: the same bytes (see writeSnapshot), gathered.
+   * For callers that need them in memory (backups); a node's own snapshots stream to a file.
    */
   async snapshotAsync(recordsPerSlice = 2_000, bytesPerSlice = 1 << 20): Promise<Uint8Array> {
+    const pieces: Buffer[] = [];
+    await this.writeSnapshot(async (piece) => {
+      pieces.push(Buffer.from(piece));
+    }, recordsPerSlice, bytesPerSlice);
+    return Buffer.concat(pieces);
+  }
+
+  /**
+   * snapshot()'s bytes, handed to `write` in pieces of about `bytesPerSlice` (each piece is valid
+   * only until the promise `write` returns settles), without holding the event loop: read from
+   * one LMDB read transaction (so writes committed after the call do not show, however long it
+   * takes) in slices of at most `recordsPerSlice` records and about `bytesPerSlice` bytes of
+   * stored values (change records of large batches are 100s of KB each), yielding to the event
+   * loop between slices. Memory stays at about one slice whatever the size of the state. The
+   * caller learns the state's applied index from the bytes (apply.ts keeps it in a meta record
+   * written in the same transaction as the changes).
+   *
+   * Garbage is what made this slow path stall a node before: stored texts are copied, not parsed
+   * and re-serialised, straight into one reused output buffer (no per-record Buffers, whose
+   * external memory triggered full GCs that took 100-300 ms on a busy machine).
+   */
+  async writeSnapshot(write: (piece: Uint8Array) => Promise<void>, recordsPerSlice = 2_000, bytesPerSlice = 1 << 20): Promise<void> {
     this.assertNoTransaction();
     assert(Number.isSafeInteger(recordsPerSlice) && recordsPerSlice >= 1, 'recordsPerSlice >= 1');
     assert(Number.isSafeInteger(bytesPerSlice) && bytesPerSlice >= 1, 'bytesPerSlice >= 1');
     const txn = this.root.useReadTransaction();
     try {
-      const out = new ByteWriter(1 << 20);
+      const out = new ByteWriter(Math.min(bytesPerSlice, 1 << 20) + 64 * 1024);
       out.text(`{"format":${JSON.stringify(snapshotFormat)},"version":${snapshotVersion},"documents":[`);
-      const sliceOf = async (db: BinaryDb, write: (key: Buffer, value: Buffer) => void): Promise<void> => {
+      const sliceOf = async (db: BinaryDb, add: (key: Buffer, value: Buffer) => void): Promise<void> => {
         let after: Buffer | null = null;
         let first = true;
         for (;;) {
@@ -612,14 +632,16 @@ export class LmdbDocumentStore implements DocumentStore {
             }
             if (!first) out.text(',');
             first = false;
-            write(key, value);
+            add(key, value);
             records += 1;
             bytes += value.length;
             last = key;
           }
           if (last === null || !full) return;
           after = Buffer.from(last);
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          // The slice goes out (and the event loop runs) before the next one is read.
+          if (out.size >= bytesPerSlice) await write(out.drain());
+          else await new Promise<void>((resolve) => setImmediate(resolve));
         }
       };
       await sliceOf(this.docs, (key, value) => {
@@ -650,7 +672,7 @@ export class LmdbDocumentStore implements DocumentStore {
         out.text(']');
       });
       out.text(']}');
-      return out.finish();
+      await write(out.drain());
     } finally {
       if (!this.closed) txn.done(); // close() ends every transaction of the environment itself
     }

@@ -74,14 +74,23 @@ export function writeFileDurably(file: string, parts: readonly Uint8Array[]): vo
  * must not name `file` anywhere durable until the returned promise resolves.
  */
 export async function writeFileDurablyAsync(file: string, parts: readonly Uint8Array[]): Promise<void> {
+  await writeFileDurablyWith(file, async (handle) => {
+    for (const part of parts) await writeAllAt(handle, part, null);
+  });
+}
+
+/**
+ * writeFileDurablyAsync for content produced piece by piece: `body` writes into the open temp file
+ * (writeAllAt; it may also write at earlier positions, e.g. a header known only at the end), then
+ * the file is synced, renamed into place and the directory synced. If `body` throws, the temp
+ * file is removed and its error is thrown as it is.
+ */
+export async function writeFileDurablyWith(file: string, body: (handle: fs.promises.FileHandle) => Promise<void>): Promise<void> {
   const temp = `${file}.tmp`;
   try {
     const handle = await fs.promises.open(temp, 'w');
     try {
-      for (const part of parts) {
-        let offset = 0;
-        while (offset < part.byteLength) offset += (await handle.write(part, offset, part.byteLength - offset)).bytesWritten;
-      }
+      await body(handle);
       await handle.sync();
     } finally {
       await handle.close();
@@ -96,5 +105,14 @@ export async function writeFileDurablyAsync(file: string, parts: readonly Uint8A
   } catch (error) {
     await fs.promises.rm(temp, { force: true }).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Writes all of `bytes` at `position` (null: at the file's current position), looping over short writes. */
+export async function writeAllAt(handle: fs.promises.FileHandle, bytes: Uint8Array, position: number | null): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    const at = position === null ? null : position + offset;
+    offset += (await handle.write(bytes, offset, bytes.byteLength - offset, at)).bytesWritten;
   }
 }

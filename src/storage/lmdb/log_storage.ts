@@ -248,6 +248,24 @@ export class LmdbLogStorage implements ReplicaStorage {
     this.removeSnapshotFile(current.index, meta.index);
   }
 
+  /** ReplicaStorage.saveSnapshotFrom: gathers the pieces, then saveSnapshotAsync (this log is kept for migration only). */
+  saveSnapshotFrom(
+    meta: SnapshotMeta,
+    produce: (write: (piece: Uint8Array) => Promise<void>) => Promise<void>,
+    done: (error: Error | null, saved: boolean, bytes: number) => void,
+  ): void {
+    const pieces: Buffer[] = [];
+    produce(async (piece) => {
+      pieces.push(Buffer.from(piece));
+    }).then(
+      () => {
+        const bytes = Buffer.concat(pieces);
+        this.saveSnapshotAsync(meta, bytes, (error, saved) => done(error, saved, bytes.byteLength));
+      },
+      (error: unknown) => process.nextTick(() => done(error instanceof Error ? error : new Error(String(error)), false, 0)),
+    );
+  }
+
   /**
    * saveSnapshot without blocking the event loop, for snapshots of any size: the file is written
    * and fsynced on the thread pool first (nothing names it yet; a crash leaves a stray file that

@@ -30,8 +30,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { StorageCorruptionError, StorageIoError } from '../errors.ts';
-import { crc32, hex32 } from './codec.ts';
-import { writeFileDurably, writeFileDurablyAsync } from './fs_util.ts';
+import { assert } from '../../shared/assert.ts';
+import { crc32, crc32Combine, hex32 } from './codec.ts';
+import { writeAllAt, writeFileDurably, writeFileDurablyAsync, writeFileDurablyWith } from './fs_util.ts';
 
 const headerMagic = Buffer.from('USNAP001', 'ascii');
 const trailerMagic = Buffer.from('USNAPEND', 'ascii');
@@ -84,16 +85,68 @@ export async function writeSnapshotFileAsync(dir: string, index: number, term: n
   return file;
 }
 
-function framed(index: number, term: number, bytes: Uint8Array): Uint8Array[] {
+/**
+ * writeSnapshotFileAsync for a body produced piece by piece (a node's own snapshot, streamed from
+ * its store so that no copy of the whole state is ever in memory). `produce` calls `write` for
+ * each piece in order and may not call it after it settles; the header, which holds the body's
+ * length, is written last, and the checksum is still over header ‖ body (crc32Combine). Resolves
+ * to the body's length once the file is durable under its final name. An error thrown by
+ * `produce` is rethrown as it is (and no file is left); a file system error is a StorageIoError.
+ */
+export async function writeSnapshotFileFrom(
+  dir: string, index: number, term: number,
+  produce: (write: (piece: Uint8Array) => Promise<void>) => Promise<void>,
+): Promise<number> {
+  const file = path.join(dir, snapshotFileName(index));
+  let bodyBytes = 0;
+  let bodyCrc = 0;
+  let producing = false;
+  try {
+    await writeFileDurablyWith(file, async (handle) => {
+      await writeAllAt(handle, Buffer.alloc(headerBytes), 0); // rewritten once the length is known
+      producing = true;
+      let settled = false;
+      await produce(async (piece) => {
+        assert(!settled, 'a snapshot piece written after its producer settled');
+        const at = headerBytes + bodyBytes;
+        bodyCrc = crc32(piece, bodyCrc);
+        bodyBytes += piece.byteLength;
+        producing = false;
+        await writeAllAt(handle, piece, at);
+        producing = true;
+      });
+      settled = true;
+      producing = false;
+      const header = headerFor(index, term, bodyBytes);
+      await writeAllAt(handle, header, 0);
+      await writeAllAt(handle, trailerFor(crc32Combine(crc32(header), bodyCrc, bodyBytes)), headerBytes + bodyBytes);
+    });
+  } catch (error) {
+    if (producing) throw error;
+    throw new StorageIoError(`writing snapshot file ${file} failed`, error);
+  }
+  return bodyBytes;
+}
+
+function headerFor(index: number, term: number, bodyBytes: number): Buffer {
   const header = Buffer.alloc(headerBytes);
   headerMagic.copy(header, 0);
   writeU64(header, index, 8);
   writeU64(header, term, 16);
-  writeU64(header, bytes.byteLength, 24);
+  writeU64(header, bodyBytes, 24);
+  return header;
+}
+
+function trailerFor(crc: number): Buffer {
   const trailer = Buffer.alloc(trailerBytes);
-  trailer.writeUInt32BE(crc32(bytes, crc32(header)), 0);
+  trailer.writeUInt32BE(crc, 0);
   trailerMagic.copy(trailer, 4);
-  return [header, bytes, trailer];
+  return trailer;
+}
+
+function framed(index: number, term: number, bytes: Uint8Array): Uint8Array[] {
+  const header = headerFor(index, term, bytes.byteLength);
+  return [header, bytes, trailerFor(crc32(bytes, crc32(header)))];
 }
 
 /**

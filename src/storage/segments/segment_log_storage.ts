@@ -74,7 +74,7 @@ import { StorageCorruptionError, StorageIoError } from '../errors.ts';
 import { assertContiguous, hasDurableParts } from '../common/ready.ts';
 import { fsyncDirectory, writeFileDurably } from '../lmdb/fs_util.ts';
 import type { LogStorageStats } from '../lmdb/log_storage.ts';
-import { readSnapshotBody, readSnapshotFile, snapshotFileName, snapshotFilePattern, verifySnapshotFile, writeSnapshotFile, writeSnapshotFileAsync } from '../lmdb/snapshot_file.ts';
+import { readSnapshotBody, readSnapshotFile, snapshotFileName, snapshotFilePattern, verifySnapshotFile, writeSnapshotFile, writeSnapshotFileAsync, writeSnapshotFileFrom } from '../lmdb/snapshot_file.ts';
 import { LogWindow } from './log_window.ts';
 import { replaySegments, type SegmentSource } from './replay.ts';
 import {
@@ -319,21 +319,34 @@ export class SegmentLogStorage implements ReplicaStorage {
    * installed from the leader meanwhile), in which case nothing changed and the file is removed.
    */
   saveSnapshotAsync(meta: SnapshotMeta, bytes: Uint8Array, done: (error: Error | null, saved: boolean) => void): void {
+    this.saveSnapshotFrom(meta, (write) => write(bytes), (error, saved) => done(error, saved));
+  }
+
+  /**
+   * saveSnapshotAsync for a snapshot produced piece by piece (the state machine streams its state
+   * into the file: no copy of the whole state in memory). done() as for saveSnapshotAsync, plus
+   * the snapshot's length; an error thrown by `produce` reaches done() as it is.
+   */
+  saveSnapshotFrom(
+    meta: SnapshotMeta,
+    produce: (write: (piece: Uint8Array) => Promise<void>) => Promise<void>,
+    done: (error: Error | null, saved: boolean, bytes: number) => void,
+  ): void {
     this.assertUsable();
     this.snapshotWrites += 1;
-    writeSnapshotFileAsync(this.dir, meta.index, meta.term, bytes).then(
-      () => {
+    writeSnapshotFileFrom(this.dir, meta.index, meta.term, produce).then(
+      (bodyBytes) => {
         this.snapshotWrites -= 1;
-        this.queue.push({ kind: 'snapshot', meta, bodyBytes: bytes.byteLength, done });
+        this.queue.push({ kind: 'snapshot', meta, bodyBytes, done: (error, saved) => done(error, saved, bodyBytes) });
         if (!this.inFlight) this.startNext();
       },
       (error: unknown) => {
         this.snapshotWrites -= 1;
         const failure = error instanceof Error ? error : new StorageIoError(`saving snapshot ${meta.index}`, error);
-        if (this.failure === null) this.failure = failure;
+        if (this.failure === null && failure instanceof StorageIoError) this.failure = failure;
         process.nextTick(() => {
           try {
-            done(failure, false);
+            done(failure, false, 0);
           } finally {
             this.notifyIfIdle();
           }
@@ -341,6 +354,7 @@ export class SegmentLogStorage implements ReplicaStorage {
       },
     );
   }
+
 
   readSnapshotChunk(index: LogIndex, offset: number, bytesMax: number): { data: Uint8Array; done: boolean } | null {
     this.assertUsable();
