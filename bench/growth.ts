@@ -106,16 +106,20 @@ async function learnerCatchUp(system: UnderstudySystem, serial: number): Promise
     const added = await fetchJson('POST', `${leaderUrl}/v1/admin/members`, { action: 'add', id, peer: cluster.nodes.get(id)?.peer, client: cluster.url(id) }, 60_000);
     if (added.status !== 200) throw new Error(`adding learner ${id} failed: ${added.status} ${JSON.stringify(added.body)}`);
     const goal = Math.max(target, Number(added.body?.index ?? 0));
-    const view = await until(`${id} to catch up`, async () => {
+    const seen = await until(`${id} to catch up`, async () => {
+      // A learner that died will never catch up: stop waiting at once.
+      if (!cluster.isRunning(id)) return 'exited' as const;
       const current = await system.view(id, 2_000);
       return current !== null && current.applied >= goal ? current : null;
     }, 15 * 60_000, 50);
+    if (seen === 'exited') throw new Error(`${id} exited while catching up: ${(cluster.nodes.get(id)?.output ?? []).join('').split('\n').slice(-15).join(' | ')}`);
+    const view = seen;
     const catchUpMs = Math.round(performance.now() - started);
     const removed = await fetchJson('POST', `${system.url(await agreedLeader(system, 60_000))}/v1/admin/members`, { action: 'remove', id }, 60_000);
     if (removed.status !== 200) throw new Error(`removing learner ${id} failed: ${removed.status} ${JSON.stringify(removed.body)}`);
     return { id, catchUpMs, viaSnapshot: (view.snapshotIndex ?? 0) > 0, error: null };
   } catch (error) {
-    return { id, catchUpMs: null, viaSnapshot: null, error: String(error instanceof Error ? error.message : error).slice(0, 500) };
+    return { id, catchUpMs: null, viaSnapshot: null, error: String(error instanceof Error ? error.message : error).slice(0, 3000) };
   } finally {
     await cluster.kill(id);
     cluster.nodes.delete(id);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { bootstrapState } from '../../src/consensus/raft_core.ts';
-import { SegmentLogStorage, LmdbDocumentStore, StorageIoError } from '../../src/storage/index.ts';
+import { LmdbLogStorage, SegmentLogStorage, LmdbDocumentStore, StorageIoError } from '../../src/storage/index.ts';
 import { crc32, crc32Combine } from '../../src/storage/lmdb/codec.ts';
 import { readSnapshotFile, writeSnapshotFile, writeSnapshotFileFrom } from '../../src/storage/lmdb/snapshot_file.ts';
 import { doc } from './document_store_contract.ts';
@@ -111,5 +111,57 @@ test('the document store hands its snapshot out in pieces of about the slice siz
     } finally {
       await store.close();
     }
+  });
+});
+
+test('the producer starts within the call, so the state it pins is the state at the call; a file that cannot be opened releases it', async () => {
+  await withTempDir('snap-stream-sync', async (dir) => {
+    // Nothing may be awaited before the producer runs: an LMDB read transaction opened a few
+    // applied entries later would not be the state the snapshot's index names.
+    let started = false;
+    const writing = writeSnapshotFileFrom(dir, 4, 1, async (write) => {
+      started = true;
+      await write(bytes('state at 4'));
+    });
+    assert.equal(started, true, 'writeSnapshotFileFrom called the producer synchronously');
+    assert.equal(await writing, 10);
+
+    for (const open of [
+      (at: string) => SegmentLogStorage.open(at, { compactionTailEntries: 2 }),
+      (at: string) => LmdbLogStorage.open(at, { compactionTailEntries: 2 }),
+    ]) {
+      const at = path.join(dir, `log-${open.length}-${fs.readdirSync(dir).length}`);
+      const storage = open(at);
+      try {
+        storage.bootstrap(bootstrapState(membership), bytes('initial'));
+        await persist(storage, ready({ entries: entries(1, 6, 1), hardState: { term: 1, vote: 'a', commit: 6 } }));
+        let called = false;
+        const saved = new Promise<boolean>((resolve, reject) => storage.saveSnapshotFrom(
+          { index: 5, term: 1, membership },
+          async (write) => {
+            called = true;
+            await write(bytes('state at 5'));
+          },
+          (error, ok) => (error !== null ? reject(error) : resolve(ok)),
+        ));
+        assert.equal(called, true, `${storage.constructor.name}.saveSnapshotFrom called the producer synchronously`);
+        assert.equal(await saved, true);
+        assert.equal(Buffer.from(storage.loadSnapshot()?.bytes ?? []).toString(), 'state at 5');
+      } finally {
+        await storage.close();
+      }
+    }
+
+    // The directory is gone: the open fails, the producer's next write fails with it, and the
+    // call settles only once the producer has (so it holds nothing afterwards).
+    let producerSettled = false;
+    await assert.rejects(writeSnapshotFileFrom(path.join(dir, 'missing'), 6, 1, async (write) => {
+      try {
+        await write(bytes('never written'));
+      } finally {
+        producerSettled = true;
+      }
+    }), (error) => error instanceof StorageIoError);
+    assert.equal(producerSettled, true);
   });
 });

@@ -87,11 +87,14 @@ export async function writeSnapshotFileAsync(dir: string, index: number, term: n
 
 /**
  * writeSnapshotFileAsync for a body produced piece by piece (a node's own snapshot, streamed from
- * its store so that no copy of the whole state is ever in memory). `produce` calls `write` for
- * each piece in order and may not call it after it settles; the header, which holds the body's
- * length, is written last, and the checksum is still over header ‖ body (crc32Combine). Resolves
- * to the body's length once the file is durable under its final name. An error thrown by
- * `produce` is rethrown as it is (and no file is left); a file system error is a StorageIoError.
+ * its store so that no copy of the whole state is ever in memory). `produce` is called at once,
+ * synchronously, before anything is awaited, so a producer that fixes its state when called (an
+ * LMDB read transaction) describes the state at this call, not at some later moment when the file
+ * happens to be open; its `write` calls wait for the file. It calls `write` for each piece in
+ * order and may not call it after it settles. The header, which holds the body's length, is
+ * written last, and the checksum is still over header ‖ body (crc32Combine). Resolves to the
+ * body's length once the file is durable under its final name. An error thrown by `produce` is
+ * rethrown as it is (and no file is left); a file system error is a StorageIoError.
  */
 export async function writeSnapshotFileFrom(
   dir: string, index: number, term: number,
@@ -100,29 +103,52 @@ export async function writeSnapshotFileFrom(
   const file = path.join(dir, snapshotFileName(index));
   let bodyBytes = 0;
   let bodyCrc = 0;
-  let producing = false;
+  let settled = false;
+  let ioFailure: unknown = null;
+  let openFile!: (handle: fs.promises.FileHandle) => void;
+  let failOpen!: (error: unknown) => void;
+  const opened = new Promise<fs.promises.FileHandle>((resolve, reject) => {
+    openFile = resolve;
+    failOpen = reject;
+  });
+  opened.catch(() => undefined); // awaited by write(); a failed open must not be an unhandled rejection
+  const produced = produce(async (piece) => {
+    assert(!settled, 'a snapshot piece written after its producer settled');
+    const handle = await opened;
+    const at = headerBytes + bodyBytes;
+    bodyCrc = crc32(piece, bodyCrc);
+    bodyBytes += piece.byteLength;
+    try {
+      await writeAllAt(handle, piece, at);
+    } catch (error) {
+      ioFailure = error;
+      throw error;
+    }
+  });
+  // Noted as soon as it fails (it may fail before the file is open: this also keeps that from
+  // being an unhandled rejection), to tell its own errors from the file system's below.
+  let producerFailure: { readonly error: unknown } | null = null;
+  produced.catch((error: unknown) => {
+    producerFailure = { error };
+  });
   try {
     await writeFileDurablyWith(file, async (handle) => {
       await writeAllAt(handle, Buffer.alloc(headerBytes), 0); // rewritten once the length is known
-      producing = true;
-      let settled = false;
-      await produce(async (piece) => {
-        assert(!settled, 'a snapshot piece written after its producer settled');
-        const at = headerBytes + bodyBytes;
-        bodyCrc = crc32(piece, bodyCrc);
-        bodyBytes += piece.byteLength;
-        producing = false;
-        await writeAllAt(handle, piece, at);
-        producing = true;
-      });
+      openFile(handle);
+      await produced;
       settled = true;
-      producing = false;
       const header = headerFor(index, term, bodyBytes);
       await writeAllAt(handle, header, 0);
       await writeAllAt(handle, trailerFor(crc32Combine(crc32(header), bodyCrc, bodyBytes)), headerBytes + bodyBytes);
     });
   } catch (error) {
-    if (producing) throw error;
+    const failure = producerFailure as { readonly error: unknown } | null;
+    const fromProducer = failure !== null && failure.error === error && error !== ioFailure;
+    failOpen(error);
+    // The producer stops at its next write (or has already failed): wait for it, so that it holds
+    // nothing (an LMDB read transaction) once this call has settled.
+    await produced.catch(() => undefined);
+    if (fromProducer) throw error;
     throw new StorageIoError(`writing snapshot file ${file} failed`, error);
   }
   return bodyBytes;
