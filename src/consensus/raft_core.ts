@@ -385,7 +385,18 @@ export class RaftCore {
       this.readsDropped.length > 0 || this.snapshotChunks.length > 0 ||
       this.snapshotToInstall !== null || this.hardStateChanged() ||
       this.readBroadcastPending || this.appendBroadcastPending || this.commitBroadcastPending ||
-      this.appendsPendingFor.size > 0;
+      this.hasAppendsToSend();
+  }
+
+  /** Whether an acknowledged follower has entries waiting that its window now lets us send. */
+  private hasAppendsToSend(): boolean {
+    if (this.appendsPendingFor.size === 0) return false;
+    const lastIndex = this.log.lastIndex();
+    for (const node of this.appendsPendingFor) {
+      const progress = this.progress.get(node);
+      if (progress !== undefined && progress.next <= lastIndex && !progress.isPaused(this.config.inflightMessagesMax)) return true;
+    }
+    return false;
   }
 
   /** Messages that are safe to send before the outstanding Ready is persisted. */

@@ -30,7 +30,9 @@ export interface ReplicaStorage {
   saveSnapshot(meta: SnapshotMeta, bytes: Uint8Array): void;
   /**
    * Optional: saveSnapshot without blocking, for a snapshot `produce` streams piece by piece (it
-   * calls `write` for each, in order), ordered with persists. done(null, true, bytes) once the
+   * calls `write` for each, in order), ordered with persists. `produce` must be called within
+   * this call, synchronously: the state machine fixes the state it writes when it is called, and
+   * that must be the state at `meta.index`, not a later one. done(null, true, bytes) once the
    * snapshot is durable; done(null, false, bytes) if the storage already had one at or past its
    * index. An error thrown by `produce` reaches done() as it is.
    */
