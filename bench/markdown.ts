@@ -24,11 +24,19 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
 
 const perNode = (values: Readonly<Record<string, number>>): string => Object.keys(values).length === 0 ? '-' : Object.entries(values).map(([id, value]) => `${id} ${value}`).join(', ');
 
+/** Peak RSS per node, with its anonymous part in parentheses when the run measured it. */
+function rssPerNode(c: Cell): string {
+  const anon = c.rssAnonPeakMbPerNode;
+  if (anon === undefined) return perNode(c.rssPeakMbPerNode);
+  return Object.keys(c.rssPeakMbPerNode).length === 0 ? '-'
+    : Object.entries(c.rssPeakMbPerNode).map(([id, value]) => `${id} ${value} (${anon[id] ?? '-'})`).join(', ');
+}
+
 export function cellsTable(cells: readonly Cell[]): string {
   return table(
-    ['workload', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'leader fsyncs/s', 'entries/fsync', 'CPU s per node', 'peak RSS MB per node'],
+    ['workload', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'leader fsyncs/s', 'entries/fsync', 'CPU s per node', 'peak RSS MB per node (anonymous)'],
     cells.map((c) => [c.workload, c.concurrency, formatNumber(c.opsPerSecond), c.latencyMs.p50, c.latencyMs.p99, c.latencyMs.p999, c.latencyMs.max, c.errors,
-      formatNumber(c.leaderFsyncsPerSecond), c.entriesPerFsync, perNode(c.cpuSecondsPerNode), perNode(c.rssPeakMbPerNode)]),
+      formatNumber(c.leaderFsyncsPerSecond), c.entriesPerFsync, perNode(c.cpuSecondsPerNode), rssPerNode(c)]),
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'l'],
   );
 }

@@ -10,6 +10,13 @@ export interface ProcessSample {
   readonly cpuSeconds: number;
   readonly rssBytes: number;
   readonly rssPeakBytes: number;
+  /**
+   * Of rssBytes: anonymous memory (heap, buffers, queues: what overload would inflate) and pages
+   * of mapped files (LMDB maps its data file; those pages grow with the data set and are cache
+   * the kernel can drop). 0 when the kernel does not say.
+   */
+  readonly rssAnonBytes: number;
+  readonly rssFileBytes: number;
 }
 
 export function sampleProcess(pid: number | null | undefined): ProcessSample | null {
@@ -21,7 +28,7 @@ export function sampleProcess(pid: number | null | undefined): ProcessSample | n
     const ticks = Number(fields[11]) + Number(fields[12]);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
-    return { cpuSeconds: ticks / TICKS_PER_SECOND, rssBytes: kb('VmRSS'), rssPeakBytes: kb('VmHWM') };
+    return { cpuSeconds: ticks / TICKS_PER_SECOND, rssBytes: kb('VmRSS'), rssPeakBytes: kb('VmHWM'), rssAnonBytes: kb('RssAnon'), rssFileBytes: kb('RssFile') };
   } catch {
     return null;
   }

@@ -47,6 +47,11 @@ export interface Cell {
   readonly leader: string;
   readonly cpuSecondsPerNode: Readonly<Record<string, number>>;
   readonly rssPeakMbPerNode: Readonly<Record<string, number>>;
+  /**
+   * The largest anonymous part of RSS (RssAnon: heap, buffers, queues) seen in samples every
+   * 250 ms of the window; the rest of RSS is mostly mapped data files. Absent in older results.
+   */
+  readonly rssAnonPeakMbPerNode?: Readonly<Record<string, number>>;
   readonly fsyncsPerSecondPerNode: Readonly<Record<string, number>>;
   readonly leaderFsyncsPerSecond: number;
   /** Log entries made durable per leader fsync (from the server's own metrics), if known. */

@@ -36,10 +36,18 @@ export async function runCell(system: BenchSystem, pools: Pools, workload: Workl
 
   let before = new Map<string, ProcessSample | null>();
   let countersBefore: Promise<Map<string, Counters>> = Promise.resolve(new Map());
+  // RssAnon has no high-water mark of its own: sample it through the window.
+  const anonPeak = new Map<string, number>();
+  const sampleAnon = (): void => {
+    for (const id of ids) anonPeak.set(id, Math.max(anonPeak.get(id) ?? 0, sampleProcess(system.pid(id))?.rssAnonBytes ?? 0));
+  };
+  let anonTimer: ReturnType<typeof setInterval> | null = null;
   const startTimer = setTimeout(() => {
     for (const id of ids) resetPeakRss(system.pid(id));
     before = new Map(ids.map((id) => [id, sampleProcess(system.pid(id))]));
     countersBefore = readCounters(system, ids);
+    sampleAnon();
+    anonTimer = setInterval(sampleAnon, 250);
   }, Math.max(0, measureStart - performance.now()));
 
   const client = async (index: number): Promise<void> => {
@@ -71,7 +79,9 @@ export async function runCell(system: BenchSystem, pools: Pools, workload: Workl
     await Promise.all(Array.from({ length: concurrency }, (_, index) => client(index)));
   } finally {
     clearTimeout(startTimer);
+    if (anonTimer !== null) clearInterval(anonTimer);
   }
+  sampleAnon();
   const after = new Map(ids.map((id) => [id, sampleProcess(system.pid(id))]));
   const [early, late] = [await countersBefore, await readCounters(system, ids)];
   const seconds = options.seconds;
@@ -97,6 +107,7 @@ export async function runCell(system: BenchSystem, pools: Pools, workload: Workl
     leader,
     cpuSecondsPerNode: perNode((id) => Math.round(((after.get(id)?.cpuSeconds ?? 0) - (before.get(id)?.cpuSeconds ?? 0)) * 100) / 100),
     rssPeakMbPerNode: perNode((id) => mb(after.get(id)?.rssPeakBytes ?? 0)),
+    rssAnonPeakMbPerNode: perNode((id) => mb(anonPeak.get(id) ?? 0)),
     fsyncsPerSecondPerNode: perNode((id) => Math.round(((delta(id, 'fsyncs') ?? 0) / seconds) * 10) / 10),
     leaderFsyncsPerSecond: Math.round(((leaderFsyncs ?? 0) / seconds) * 10) / 10,
     entriesPerFsync: WRITES_PER_OP[workload] === 0 || leaderEntries === null || leaderEntryFsyncs === null || leaderEntryFsyncs <= 0

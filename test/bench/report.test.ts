@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildCharts } from '../../bench/charts.ts';
-import { ETCD_INSTALL_HINT, renderReport, table } from '../../bench/markdown.ts';
+import { ETCD_INSTALL_HINT, cellsTable, renderReport, table } from '../../bench/markdown.ts';
 import { DEFAULT_OPTIONS, etcdRuns, parseOptions } from '../../bench/options.ts';
 import { distribution, formatRatio, histogramDelta, metricSum, parsePrometheus, percentile, ratio } from '../../bench/stats.ts';
 import { cdfPoints, compactNumber, escapeXml, lineChart, niceTicks } from '../../bench/svg.ts';
@@ -284,4 +284,21 @@ test('options: flags beat the environment, which beats --smoke, which beats the 
   assert.equal(etcdRuns({ sections: ['workloads', 'etcd'] }, 'failover'), false);
   assert.equal(etcdRuns({ sections: ['workloads', 'etcd'] }, 'workloads'), true);
   assert.equal(etcdRuns({ sections: ['workloads', 'failover'] }, 'workloads'), false);
+});
+
+test('memory at 256 clients: the anonymous part is reported beside the peak RSS, which alone decides the verdict', () => {
+  const base = results();
+  const withAnon = {
+    ...base,
+    workloads: (base.workloads ?? []).map((c) => (c.concurrency === 256 ? { ...c, rssAnonPeakMbPerNode: { n1: 340, n2: 120, n3: 110 } } : c)),
+  };
+  const target = evaluateTargets(withAnon, { rssLimitMb: 512 }).find((t) => t.id === 'rss-at-256-clients');
+  assert.equal(target?.measured, 600);
+  assert.equal(target?.status, 'missed');
+  assert.match(target?.note ?? '', /anonymous part \(heap, buffers, queues\) at most 340 MB/);
+  const without = evaluateTargets(base, { rssLimitMb: 512 }).find((t) => t.id === 'rss-at-256-clients');
+  assert.doesNotMatch(without?.note ?? '', /anonymous/, 'older results without the figure say nothing of it');
+  const table = cellsTable(withAnon.workloads.filter((c) => c.concurrency === 256));
+  assert.match(table, /peak RSS MB per node \(anonymous\)/);
+  assert.match(table, /n1 600 \(340\), n2 150 \(120\), n3 150 \(110\)/);
 });
