@@ -180,6 +180,12 @@ async function main(): Promise<void> {
         log(`etcd failed: ${etcd.error}`);
       }
     }
+    // Merging: the parts of etcd's section this run skipped come from the previous run too.
+    const before = previous.etcd;
+    if (options.merge && before !== undefined && before !== null) {
+      if (!etcdRuns(options, 'workloads') && etcd.cells.length === 0) etcd.cells = before.cells;
+      if (!etcdRuns(options, 'failover') && etcd.failover === null) etcd.failover = before.failover;
+    }
     results.etcd = etcd;
   }
 
