@@ -191,15 +191,7 @@ export function readSnapshotFile(dir: string, index: number, term: number): Uint
  */
 export function verifySnapshotFile(dir: string, index: number, term: number, sliceBytes = 1 << 20): number {
   const file = path.join(dir, snapshotFileName(index));
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (error) {
-    if ((error as { code?: unknown }).code === 'ENOENT') {
-      throw new StorageCorruptionError(file, `snapshot file for index ${index} is missing`, { cause: error });
-    }
-    throw new StorageIoError(`reading snapshot file ${file} failed`, error);
-  }
+  const fd = openForReading(file, index);
   try {
     const size = fs.fstatSync(fd).size;
     if (size < headerBytes) {
@@ -251,21 +243,25 @@ export function verifySnapshotFile(dir: string, index: number, term: number, sli
  * The caller has verified the file (verifySnapshotFile) and keeps offset + length within its body.
  */
 export function readSnapshotBody(dir: string, index: number, offset: number, length: number, file = path.join(dir, snapshotFileName(index))): Uint8Array {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (error) {
-    if ((error as { code?: unknown }).code === 'ENOENT') {
-      throw new StorageCorruptionError(file, `snapshot file for index ${index} is missing`, { cause: error });
-    }
-    throw new StorageIoError(`reading snapshot file ${file} failed`, error);
-  }
+  const fd = openForReading(file, index);
   try {
     const body = new Uint8Array(length);
     readFully(fd, body, headerBytes + offset, file);
     return body;
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** Opens a snapshot file the log names: missing is corruption, any other failure an I/O error. */
+function openForReading(file: string, index: number): number {
+  try {
+    return fs.openSync(file, 'r');
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') {
+      throw new StorageCorruptionError(file, `snapshot file for index ${index} is missing`, { cause: error });
+    }
+    throw new StorageIoError(`reading snapshot file ${file} failed`, error);
   }
 }
 
