@@ -66,6 +66,13 @@ export interface ReplicaStateMachine<R> {
   writeSnapshot?(write: (piece: Uint8Array) => Promise<void>): Promise<void>;
   restore(bytes: Uint8Array): void;
   /**
+   * Optional: the last log index the state machine's own state says it applied (when it records
+   * one). After a snapshot is restored it may be below the snapshot's index (entries that are not
+   * applied to it, e.g. membership changes, come last) but never past it: a snapshot holding more
+   * than its index says would have entries applied twice.
+   */
+  appliedIndex?(): LogIndex;
+  /**
    * Optional: runs `applyAll` (several apply() calls) as one unit of storage work, e.g. one
    * commit for all the entries of a Ready. Each apply() still sees the ones before it.
    */
@@ -302,6 +309,8 @@ export class Replica<R> {
     const snapshot = this.storage.loadSnapshot();
     assert(snapshot !== null && snapshot.meta.index === meta.index, 'installed snapshot is on disk');
     this.stateMachine.restore(snapshot.bytes);
+    const own = this.stateMachine.appliedIndex?.();
+    assert(own === undefined || own <= meta.index, `snapshot ${meta.index} restored a state that applied up to ${own}`);
     this.appliedIndexValue = meta.index;
     this.bytesSinceSnapshot = 0;
     this.proposals.onSnapshotInstalled(meta.index);

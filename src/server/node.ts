@@ -311,6 +311,7 @@ export class UnderstudyNode {
         snapshot: () => documents.snapshot(),
         ...(documents.writeSnapshot === undefined ? {} : { writeSnapshot: (write: (piece: Uint8Array) => Promise<void>) => documents.writeSnapshot!(write) }),
         ...(documents.batch === undefined ? {} : { batch: (applyAll: () => void) => documents.batch!(applyAll) }),
+        appliedIndex: () => readAppliedIndex(documents).index,
         restore: (bytes) => {
           const problem = documents.restore(bytes);
           if (problem !== null) throw new Error(`snapshot restore failed: ${problem.message}`);

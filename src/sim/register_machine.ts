@@ -10,7 +10,7 @@ import { assert } from '../shared/assert.ts';
 import type { Entry } from '../consensus/types.ts';
 import type { ReplicaStateMachine } from '../replica/replica.ts';
 import {
-  MemoryDocumentStore, applyCommand, decodeCommand, encodeCommand, type ApplyResult, type BatchCommand,
+  MemoryDocumentStore, applyCommand, decodeCommand, encodeCommand, readAppliedIndex, type ApplyResult, type BatchCommand,
 } from '../documents/index.ts';
 
 export const REGISTER_COLLECTION = 'registers';
@@ -46,6 +46,10 @@ export class RegisterMachine implements ReplicaStateMachine<ApplyResult> {
 
   snapshot(): Uint8Array {
     return this.store.snapshot();
+  }
+
+  appliedIndex(): number {
+    return readAppliedIndex(this.store).index;
   }
 
   restore(bytes: Uint8Array): void {
