@@ -196,7 +196,7 @@ function mayHoldNegativeZero(value: Buffer): boolean {
   return false;
 }
 
-/** An output buffer that grows by doubling; finish() returns exactly the bytes written. */
+/** An output buffer that grows by doubling; drain() hands out the bytes written since the last drain and reuses the buffer. */
 class ByteWriter {
   private buffer: Buffer;
   private length = 0;

@@ -222,7 +222,7 @@ export class SegmentLogStorage implements ReplicaStorage {
     } else {
       state = this.reread();
     }
-    this.snapshotFor(state.snapshot); // verifies the snapshot file now, so a bad one stops the node at start
+    this.verifiedSnapshotBytes(state.snapshot); // verifies the snapshot file now (in slices), so a bad one stops the node at start
     return state;
   }
 
