@@ -7,13 +7,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyCommand, decodeCommand, encodeCommand, prepareSingle } from '../../src/documents/index.ts';
+import { applyCommand, decodeCommand, encodeCommand, prepareSingle, resolveDocumentOptions } from '../../src/documents/index.ts';
 import { LmdbDocumentStore } from '../../src/storage/index.ts';
 
 const total = Number(process.argv[2] ?? 40_000);
 const perBatch = 25;
 const dir = mkdtempSync(join(tmpdir(), 'understudy-apply-'));
 const store = LmdbDocumentStore.open(join(dir, 'documents'));
+// Resolved once, as the server does (resolving per apply would be measured otherwise).
+const options = resolveDocumentOptions({});
 const body = { name: 'x'.repeat(60), n: 1, tags: ['a', 'b'] };
 const entries: Uint8Array[] = [];
 for (let i = 0; i < total; i += 1) {
@@ -27,7 +29,7 @@ for (let i = 0; i < total; i += perBatch) {
     for (let j = i; j < Math.min(total, i + perBatch); j += 1) {
       const decoded = decodeCommand(entries[j] as Uint8Array);
       if (!decoded.ok) throw new Error(JSON.stringify(decoded.error));
-      const result = applyCommand(store, decoded.command, { index: j + 1, term: 1 });
+      const result = applyCommand(store, decoded.command, { index: j + 1, term: 1 }, options);
       if (result.status !== 'applied') throw new Error(JSON.stringify(result));
     }
   });

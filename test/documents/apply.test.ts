@@ -286,6 +286,37 @@ test('idempotency: expired records are swept a bounded number per apply, oldest 
   assert.deepEqual(h.store.listMeta({ prefix: 'idempotency', limit: 100 }), []);
 });
 
+test('idempotency: a record is swept by the first apply at which it has expired, however many applies saw it live', () => {
+  // Applies remember a bound on the oldest expiry so that most skip the scan; the bound must not
+  // delay a sweep by even a millisecond, nor survive a restore to another index.
+  const h = new Harness({ idempotencyRetentionMs: 1000, idempotencyExpiryPerApplyMax: 4 });
+  applied(h.apply({ type: 'batch', ops: [put('a', {})], timestampMs: 100, idempotencyKey: 'k' }));
+  applied(h.apply({ type: 'batch', ops: [put('b', {})], timestampMs: 600, idempotencyKey: 'm' }));
+  for (let t = 700; t < 1100; t += 100) applied(h.apply({ type: 'batch', ops: [put('x', {})], timestampMs: t }));
+  applied(h.apply({ type: 'batch', ops: [put('x', {})], timestampMs: 1099 }));
+  assert.deepEqual(h.idempotencyKeys(), ['k', 'm']);
+  applied(h.apply({ type: 'batch', ops: [put('x', {})], timestampMs: 1100 })); // k: exactly 1000 ms
+  assert.deepEqual(h.idempotencyKeys(), ['m']);
+  // m's bound now comes from the scan that stopped at it, not from recording it.
+  applied(h.apply({ type: 'batch', ops: [put('x', {})], timestampMs: 1599 }));
+  assert.deepEqual(h.idempotencyKeys(), ['m']);
+  applied(h.apply({ type: 'batch', ops: [put('x', {})], timestampMs: 1600 }));
+  assert.deepEqual(h.idempotencyKeys(), []);
+  // A store restored to an earlier state (k still there, clock behind) must scan again.
+  const copy = new MemoryDocumentStore();
+  const early = new Harness({ idempotencyRetentionMs: 1000 });
+  applied(early.apply({ type: 'batch', ops: [put('a', {})], timestampMs: 100, idempotencyKey: 'k' }));
+  applied(early.apply({ type: 'batch', ops: [put('b', {})], timestampMs: 1050, idempotencyKey: 'n' }));
+  assert.equal(copy.restore(early.store.snapshot()), null);
+  h.store.restore(copy.snapshot());
+  h.index = 2;
+  // h's last bound was "nothing left" (Infinity): used here, it would keep k.
+  applied(h.apply({ type: 'batch', ops: [put('y', {})], timestampMs: 1100 }));
+  assert.deepEqual(h.idempotencyKeys(), ['n']);
+  applied(h.apply({ type: 'batch', ops: [put('y', {})], timestampMs: 2100 }));
+  assert.deepEqual(h.idempotencyKeys(), []);
+});
+
 test('idempotency: expiry runs on a clock that never goes back', () => {
   const h = new Harness({ idempotencyRetentionMs: 1000 });
   applied(h.apply({ type: 'batch', ops: [put('x', {})], timestampMs: 5000, idempotencyKey: 'k' }));
