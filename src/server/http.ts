@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { request as httpRequest } from 'undici';
 import type { LogIndex, MembershipChange } from '../consensus/types.ts';
 import { parseHostPort } from './config.ts';
-import { validateIdempotencyKey, type ChangeRecord, type StoredDocument } from '../documents/index.ts';
+import { validateIdempotencyKey, type ChangeRecord, type OpResult, type StoredDocument } from '../documents/index.ts';
 import { ApiError, ERROR_CATALOGUE } from './errors.ts';
 import { NotLeaderError, type AckLevel, type ReadConsistency, type ReadMeta, type UnderstudyNode, type UserOp, type WriteResponse } from './node.ts';
 import type { NodeMetrics } from './metrics.ts';
@@ -109,11 +109,21 @@ function setReadHeaders(reply: FastifyReply, meta: ReadMeta): void {
   if (meta.lastLeaderContactMsAgo !== undefined && meta.lastLeaderContactMsAgo !== null) reply.header('x-leader-contact-ms', String(meta.lastLeaderContactMsAgo));
 }
 
-function writeBody(response: WriteResponse, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
+/** The body of a write's answer; a single-op write also carries that op's result at the top level. */
+function writeBody(response: WriteResponse, single?: OpResult): Record<string, unknown> {
+  const body: Record<string, unknown> = {
     status: response.status, ack: response.ack, index: response.index, term: response.term, duplicate: response.duplicate,
-    sessionToken: response.sessionToken, results: response.results, ...extra,
+    sessionToken: response.sessionToken, results: response.results,
   };
+  if (single !== undefined) {
+    // Member by member: a spread here showed in the leader's profile.
+    body['collection'] = single.collection;
+    body['id'] = single.id;
+    body['version'] = single.version;
+    body['index'] = single.index;
+    body['deleted'] = single.deleted;
+  }
+  return body;
 }
 
 function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
@@ -277,7 +287,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const first = response.results[0];
     if (response.results.length === 1 && first !== undefined && first.version !== null && !first.deleted) reply.header('etag', `"${first.version}"`);
     if (response.status === 'accepted') return reply.code(202).send(writeBody(response));
-    return reply.code(created && !response.duplicate ? 201 : 200).send(writeBody(response, first === undefined ? {} : { ...first }));
+    return reply.code(created && !response.duplicate ? 201 : 200).send(writeBody(response, first));
   }
 
   const WRITE_PARAMS = ['ack', 'timeoutMs'];

@@ -204,6 +204,16 @@ function documentErrorToApi(error: DocumentError): ApiError {
   return new ApiError(code, error.message, details);
 }
 
+/**
+ * While a Ready is being persisted, the messages that may leave before its fsync (appends of the
+ * entries proposed meanwhile, heartbeats, responses) are collected this long after the first of
+ * them rather than on the next turn of the event loop. A persist usually ends sooner, and then
+ * they leave with the next Ready, one append per follower for all of them: fewer messages,
+ * acknowledgements, fsyncs and store commits per write (bench:profile, 64 writers: about 5-8%
+ * less CPU per write). A slow or stalled fsync still lets heartbeats and appends out within it.
+ */
+const collectWhilePersistingMs = 2;
+
 export class UnderstudyNode {
   readonly config: NodeConfig;
   readonly id: NodeId;
@@ -318,7 +328,7 @@ export class UnderstudyNode {
         },
       },
       transport: { send: (message) => this.deps.transport.send(message), flush: () => this.deps.transport.flushAll?.() },
-      deferCollect: (collect) => setImmediate(collect),
+      deferCollect: (collect) => setTimeout(collect, collectWhilePersistingMs),
       snapshotEveryEntries: this.config.snapshotEveryEntries,
       snapshotEveryBytes: this.config.snapshotEveryBytes,
       // Members snapshot at different points of each stretch: a large state is then serialised by
@@ -642,10 +652,8 @@ export class UnderstudyNode {
     }
     for (let attempt = 0; ; attempt++) {
       const { rows, userConditioned } = this.prepare(request.ops);
-      const command: BatchCommand = {
-        type: 'batch', ops: rows, timestampMs: this.wallMs(), requestId: randomUUID(),
-        ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
-      };
+      const command: BatchCommand = { type: 'batch', ops: rows, timestampMs: this.wallMs(), requestId: randomUUID() };
+      if (request.idempotencyKey !== undefined) command.idempotencyKey = request.idempotencyKey;
       const data = encodeCommand(command);
       if (data.byteLength > this.documentOptions.batchBytesMax) {
         throw new ApiError('BATCH_TOO_LARGE', `the batch encodes to ${data.byteLength} bytes, more than ${this.documentOptions.batchBytesMax}`);
