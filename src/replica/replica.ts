@@ -122,8 +122,8 @@ export interface ReplicaOptions<R> {
    */
   readonly stateMachineAppliedIndex?: LogIndex;
   /**
-   * Runs `collect` once the current burst of work is over (the server: 2 ms later, by when the
-   * persist has usually ended and the next Ready takes the messages instead; the simulator: an
+   * Runs `collect` once the current burst of work is over (the server: setImmediate, after the
+   * event loop has handled every request and message that arrived together; the simulator: an
    * event at the same virtual time). Without it, messages that can leave while a Ready is being
    * persisted are sent after every proposal and every message received. With it they are collected
    * once per burst, so the core builds one append per follower holding every entry proposed in

@@ -204,16 +204,6 @@ function documentErrorToApi(error: DocumentError): ApiError {
   return new ApiError(code, error.message, details);
 }
 
-/**
- * While a Ready is being persisted, the messages that may leave before its fsync (appends of the
- * entries proposed meanwhile, heartbeats, responses) are collected this long after the first of
- * them rather than on the next turn of the event loop. A persist usually ends sooner, and then
- * they leave with the next Ready, one append per follower for all of them: fewer messages,
- * acknowledgements, fsyncs and store commits per write (bench:profile, 64 writers: about 5-8%
- * less CPU per write). A slow or stalled fsync still lets heartbeats and appends out within it.
- */
-const collectWhilePersistingMs = 2;
-
 export class UnderstudyNode {
   readonly config: NodeConfig;
   readonly id: NodeId;
@@ -328,7 +318,7 @@ export class UnderstudyNode {
         },
       },
       transport: { send: (message) => this.deps.transport.send(message), flush: () => this.deps.transport.flushAll?.() },
-      deferCollect: (collect) => setTimeout(collect, collectWhilePersistingMs),
+      deferCollect: (collect) => setImmediate(collect),
       snapshotEveryEntries: this.config.snapshotEveryEntries,
       snapshotEveryBytes: this.config.snapshotEveryBytes,
       // Members snapshot at different points of each stretch: a large state is then serialised by
