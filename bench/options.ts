@@ -12,6 +12,7 @@ export interface BenchOptions {
   readonly smoke: boolean;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  readonly systemWarmupSeconds: number;
   readonly concurrency: readonly number[];
   readonly workloads: readonly Workload[];
   readonly kills: number;
@@ -49,6 +50,7 @@ export const SPECS: readonly Spec[] = [
   { flag: 'smoke', env: 'BENCH_SMOKE', key: 'smoke', kind: 'boolean', help: 'short preset for checking the harness (2 s cells, 1/16 clients, 3 kills, 30 s soak, 2k/5k docs), ~3 min' },
   { flag: 'seconds', env: 'BENCH_SECONDS', key: 'seconds', kind: 'number', help: 'measured seconds per workload cell (default 5)' },
   { flag: 'warmup', env: 'BENCH_WARMUP_SECONDS', key: 'warmupSeconds', kind: 'number', help: 'warm-up seconds before each cell (default 1)' },
+  { flag: 'system-warmup', env: 'BENCH_SYSTEM_WARMUP_SECONDS', key: 'systemWarmupSeconds', kind: 'number', help: 'seconds of unmeasured 50/50 load on each freshly started system before its first cell (default 8)' },
   { flag: 'concurrency', env: 'BENCH_CONCURRENCY', key: 'concurrency', kind: 'numbers', help: 'client counts (default 1,16,64,256)' },
   { flag: 'workloads', env: 'BENCH_WORKLOADS', key: 'workloads', kind: 'workloads', help: `workloads (default all: ${ALL_WORKLOADS.join(',')})` },
   { flag: 'kills', env: 'BENCH_FAILOVER_KILLS', key: 'kills', kind: 'number', help: 'leader kills in the failover section (default 20)' },
@@ -74,7 +76,7 @@ export const SPECS: readonly Spec[] = [
 ];
 
 export const DEFAULT_OPTIONS: BenchOptions = {
-  sections: SECTIONS, smoke: false, seconds: 5, warmupSeconds: 1, concurrency: [1, 16, 64, 256], workloads: ALL_WORKLOADS,
+  sections: SECTIONS, smoke: false, seconds: 5, warmupSeconds: 1, systemWarmupSeconds: 8, concurrency: [1, 16, 64, 256], workloads: ALL_WORKLOADS,
   kills: 20, failoverRate: 200, failoverWriteTimeoutMs: 1000, failoverSettleMs: 1000, soakMinutes: 10, soakRate: 200,
   growthSizes: [10_000, 100_000, 1_000_000], growthConcurrency: 16, growthSeconds: 5, growthSnapshotEvery: 5000, growthKeepAfterSnapshot: 1000,
   growthLoadConcurrency: 4, etcdBin: 'etcd', etcdConcurrency: [], etcdKills: -1, rssLimitMb: 512, outDir: 'bench/results',
@@ -82,7 +84,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
 };
 
 export const SMOKE_PRESET: Partial<BenchOptions> = {
-  seconds: 2, warmupSeconds: 0.5, concurrency: [1, 16], kills: 3, soakMinutes: 0.5, growthSizes: [2000, 5000], growthSeconds: 2,
+  seconds: 2, warmupSeconds: 0.5, systemWarmupSeconds: 1, concurrency: [1, 16], kills: 3, soakMinutes: 0.5, growthSizes: [2000, 5000], growthSeconds: 2,
   growthSnapshotEvery: 1000, growthKeepAfterSnapshot: 100, etcdConcurrency: [1, 16],
 };
 
@@ -165,7 +167,7 @@ export function estimateSeconds(options: BenchOptions, etcdAvailable: boolean): 
   const has = (section: Section): boolean => options.sections.includes(section);
   const perCell = options.seconds + options.warmupSeconds + 1;
   let total = 0;
-  if (has('workloads')) total += 10 + options.workloads.length * options.concurrency.length * perCell;
+  if (has('workloads')) total += 10 + options.systemWarmupSeconds + options.workloads.length * options.concurrency.length * perCell;
   if (has('failover')) total += 10 + options.kills * (4 + options.failoverSettleMs / 1000);
   if (has('soak')) total += 10 + options.soakMinutes * 60;
   if (has('growth')) {
@@ -174,7 +176,7 @@ export function estimateSeconds(options: BenchOptions, etcdAvailable: boolean): 
   }
   if (etcdAvailable && etcdRuns(options, 'workloads')) {
     const etcdWorkloads = options.workloads.filter((workload) => !workload.startsWith('read-session')).length;
-    total += 10 + etcdWorkloads * options.etcdConcurrency.length * perCell;
+    total += 10 + options.systemWarmupSeconds + etcdWorkloads * options.etcdConcurrency.length * perCell;
   }
   if (etcdAvailable && etcdRuns(options, 'failover')) total += 10 + options.etcdKills * (5 + options.failoverSettleMs / 1000);
   return Math.round(total);

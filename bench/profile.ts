@@ -6,7 +6,10 @@
  * most time, self and inclusive. The .cpuprofile files stay in the output folder for a flame
  * graph (Chrome DevTools > Performance, or speedscope).
  *
- *   npm run bench:profile -- [--seconds 12] [--clients 64] [--out bench/results/profile]
+ *   npm run bench:profile -- [--seconds 12] [--clients 64] [--reads] [--out bench/results/profile]
+ *
+ * `--reads` profiles linearizable reads of 1 000 documents written first (not profiled apart:
+ * the writes take well under a second) instead of writes.
  *
  * Run it on an idle machine: the profile is of the whole machine's contention as well.
  */
@@ -42,6 +45,8 @@ function positive(name: string, fallback: number): number {
 const seconds = positive('seconds', 12);
 const clients = Math.round(positive('clients', 64));
 const outDir = resolve(option('out', 'bench/results/profile'));
+const reads = process.argv.includes('--reads');
+const seededDocuments = 1000;
 const repo = resolve(import.meta.dirname, '..');
 
 /** CPU time of a process so far, in ms (utime + stime from /proc; 10 ms clock ticks). */
@@ -117,23 +122,33 @@ async function main(): Promise<void> {
     if (leader === null) throw new Error('no leader within 20 s');
     const pool = new Pool(`http://127.0.0.1:${ports.get(leader)?.client}`, { connections: clients });
     const body = JSON.stringify({ name: 'x'.repeat(60), n: 1, tags: ['a', 'b'] });
+    if (reads) {
+      for (let i = 0; i < seededDocuments; i++) {
+        const response = await pool.request({ method: 'PUT', path: `/v1/docs/profile/r${i}`, headers: { 'content-type': 'application/json' }, body });
+        await response.body.dump();
+        if (response.statusCode >= 300) throw new Error(`seeding r${i}: HTTP ${response.statusCode}`);
+      }
+    }
     const before = new Map(ids.map((id) => [id, cpuMs(children.get(id)?.pid as number)]));
-    let writes = 0;
+    let done = 0;
     let failures = 0;
     let next = 0;
     const end = Date.now() + seconds * 1000;
     await Promise.all(Array.from({ length: clients }, async () => {
       while (Date.now() < end) {
-        const response = await pool.request({ method: 'PUT', path: `/v1/docs/profile/w${next++}`, headers: { 'content-type': 'application/json' }, body });
+        const response = reads
+          ? await pool.request({ method: 'GET', path: `/v1/docs/profile/r${next++ % seededDocuments}?consistency=linearizable` })
+          : await pool.request({ method: 'PUT', path: `/v1/docs/profile/w${next++}`, headers: { 'content-type': 'application/json' }, body });
         await response.body.dump();
-        if (response.statusCode < 300) writes++;
+        if (response.statusCode < 300) done++;
         else failures++;
       }
     }));
     await pool.close();
     const used = new Map(ids.map((id) => [id, cpuMs(children.get(id)?.pid as number) - (before.get(id) ?? 0)]));
-    console.log(`leader ${leader}; ${clients} writers for ${seconds} s: ${(writes / seconds).toFixed(0)} writes/s, ${failures} failures`);
-    for (const id of ids) console.log(`${id}${id === leader ? ' (leader)' : ''}: ${((used.get(id) ?? 0) / Math.max(1, writes)).toFixed(3)} CPU ms per write`);
+    const what = reads ? 'read' : 'write';
+    console.log(`leader ${leader}; ${clients} ${reads ? 'readers' : 'writers'} for ${seconds} s: ${(done / seconds).toFixed(0)} ${what}s/s, ${failures} failures`);
+    for (const id of ids) console.log(`${id}${id === leader ? ' (leader)' : ''}: ${((used.get(id) ?? 0) / Math.max(1, done)).toFixed(3)} CPU ms per ${what}`);
   } finally {
     for (const child of children.values()) child.kill('SIGTERM');
     const exitBy = Date.now() + 10_000;

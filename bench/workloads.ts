@@ -11,6 +11,13 @@ import type { Cell, Workload } from './types.ts';
 export interface CellOptions {
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /**
+   * Unmeasured 50/50 load on the freshly started system before its first cell (runCells only).
+   * A new Node.js process runs its hot paths interpreted until V8 has compiled them: without this
+   * the first cell measured start-up (at 1 client, about half the steady-state throughput), not
+   * the system. Both systems get the same.
+   */
+  readonly systemWarmupSeconds?: number;
 }
 
 const WRITES_PER_OP: Record<Workload, number> = {
@@ -129,6 +136,11 @@ export async function runCells(
   try {
     const leader = await agreedLeader(system);
     await system.seed(pools, system.url(leader));
+    const warmSeconds = options.systemWarmupSeconds ?? 0;
+    if (warmSeconds > 0 && system.supports.includes('mixed')) {
+      const warm = await runCell(system, pools, 'mixed', Math.min(16, Math.max(...concurrency)), { seconds: warmSeconds, warmupSeconds: 0 });
+      log(`${system.name}: warmed up for ${warmSeconds} s (50/50 mix, ${Math.round(warm.opsPerSecond)} ops/s, not reported)`);
+    }
     for (const workload of workloads) {
       if (!system.supports.includes(workload)) {
         log(`${system.name}: ${workload} skipped (no counterpart)`);

@@ -384,7 +384,7 @@ export class RaftCore {
       this.log.hasUnstable() || this.log.hasCommittedToApply() || this.readStates.length > 0 ||
       this.readsDropped.length > 0 || this.snapshotChunks.length > 0 ||
       this.snapshotToInstall !== null || this.hardStateChanged() ||
-      this.readBroadcastPending || this.appendBroadcastPending || this.commitBroadcastPending ||
+      this.readRoundDue() || this.appendBroadcastPending || this.commitBroadcastPending ||
       this.hasAppendsToSend();
   }
 
@@ -785,10 +785,21 @@ export class RaftCore {
       for (const node of this.appendsPendingFor) this.sendAppends(node, false);
       this.appendsPendingFor.clear();
     }
-    if (this.readBroadcastPending) {
+    if (this.readRoundDue()) {
       this.readBroadcastPending = false;
       this.broadcastHeartbeat();
     }
+  }
+
+  /**
+   * Reads wait for a heartbeat round, and one round at a time is in flight (as etcd's read loop):
+   * reads that arrive while a round is out wait for the next, sent once a majority answered this
+   * one, so a burst of reads costs one round trip's messages, not one round per event-loop turn.
+   * A lost answer cannot stall them: the next tick's heartbeat starts a newer round, and an
+   * answer to it confirms every earlier one.
+   */
+  private readRoundDue(): boolean {
+    return this.readBroadcastPending && this.quorumAckedRound() >= this.readRound;
   }
 
   /** Sends as many appends to `node` as its progress state allows. */

@@ -33,6 +33,30 @@ test('thesis §6.4 ReadIndex: a read on the leader is answered only after a majo
   assert.deepEqual(readIds(cluster, 'n1'), ['r1@1'], 'n1 + n2 acknowledged: answered with the commit index');
 });
 
+test('ReadIndex: one heartbeat round in flight; reads arriving meanwhile wait for the next round, which leaves once a majority answered', () => {
+  const cluster = electedCluster({ voters: THREE }, 'n1');
+  cluster.tickAll();
+  cluster.stabilize();
+  const heartbeats = (): number => cluster.sentWhere({ from: 'n1', type: 'heartbeat' }).length;
+  const before = heartbeats();
+  cluster.read('n1', 'r1');
+  cluster.process('n1');
+  assert.equal(heartbeats(), before + 2, 'round 1 to n2 and n3');
+  cluster.read('n1', 'r2');
+  cluster.process('n1');
+  cluster.read('n1', 'r3');
+  cluster.process('n1');
+  assert.equal(heartbeats(), before + 2, 'no new round while round 1 is unanswered');
+  cluster.deliver({ to: 'n2' });
+  cluster.process('n2');
+  cluster.deliver({ from: 'n2', to: 'n1' });
+  cluster.process('n1');
+  assert.deepEqual(readIds(cluster, 'n1'), ['r1@1'], 'round 1 confirmed r1 only: r2 and r3 came after it was sent');
+  assert.equal(heartbeats(), before + 4, 'round 2 leaves once round 1 has a majority, for r2 and r3 together');
+  cluster.stabilize();
+  assert.deepEqual(readIds(cluster, 'n1'), ['r1@1', 'r2@1', 'r3@1']);
+});
+
 test('thesis §6.4 ReadIndex: a read is not answered without the acknowledgements', () => {
   const cluster = electedCluster({ voters: THREE }, 'n1');
   cluster.read('n1', 'r1');
