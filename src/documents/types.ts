@@ -121,13 +121,20 @@ export function resolveDocumentOptions(options: Partial<DocumentOptions> = {}): 
   for (const [name, value] of Object.entries(resolved)) {
     assert(Number.isSafeInteger(value) && value > 0, `document option ${name} must be a positive integer, got ${String(value)}`);
   }
-  assert(resolved.documentDepthMax <= jsonDepthHardMax, `documentDepthMax must be at most ${jsonDepthHardMax}`);
+  // Stored records nest a body a few levels deep (a change record: changes[i].doc.body; a command:
+  // ops[i].body), and every stored value is held to jsonDepthHardMax: leave room for that nesting,
+  // or a body at the configured limit would be accepted and then fail to store on every replica.
+  const depthMaxAllowed = jsonDepthHardMax - bodyEnvelopeDepthMax;
+  assert(resolved.documentDepthMax <= depthMaxAllowed, `documentDepthMax must be at most ${depthMaxAllowed}`);
   Object.freeze(resolved);
   resolvedOptions.add(resolved);
   return resolved;
 }
 
 const resolvedOptions = new WeakSet<object>();
+
+/** How deep a stored record may nest a document body (change records: 4; commands: 3), with room to spare. */
+const bodyEnvelopeDepthMax = 8;
 
 const collectionPattern = /^[A-Za-z0-9_-]+$/;
 const idPattern = /^[A-Za-z0-9_.:@-]+$/;

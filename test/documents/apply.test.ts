@@ -11,7 +11,10 @@ import {
   lookupIdempotency,
   MemoryDocumentStore,
   readAppliedIndex,
+  readChanges,
   readStateClock,
+  resolveDocumentOptions,
+  validateBody,
   type ApplyResult,
   type BatchCommand,
   type Command,
@@ -284,6 +287,17 @@ test('idempotency: expired records are swept a bounded number per apply, oldest 
   const later = h.apply({ type: 'expireIdempotency', timestampMs: 5000, max: 10 });
   assert.equal(later.status === 'housekeeping' ? later.expired : -1, 1);
   assert.deepEqual(h.store.listMeta({ prefix: 'idempotency', limit: 100 }), []);
+});
+
+test('a body as deep as documentDepthMax allows is stored with its change record (the record nests it deeper)', () => {
+  const options = resolveDocumentOptions({ documentDepthMax: 504 }); // the largest allowed
+  const deep = (levels: number): JsonObject => (levels === 1 ? { leaf: true } : { a: deep(levels - 1) });
+  const body = deep(504);
+  assert.equal(validateBody(body, options), null);
+  const h = new Harness(options);
+  applied(h.apply({ type: 'batch', ops: [put('deep', body)], timestampMs: 1 }));
+  assert.equal(readChanges(h.store, 0, 10).length, 1);
+  assert.equal(h.store.get('c', 'deep')?.version, 1);
 });
 
 test('idempotency: a record is swept by the first apply at which it has expired, however many applies saw it live', () => {

@@ -104,5 +104,8 @@ test('options: defaults, overrides, and programmer errors assert', () => {
   assert.equal(resolveDocumentOptions({ batchOperationsMax: 5 }).batchOperationsMax, 5);
   assert.throws(() => resolveDocumentOptions({ batchOperationsMax: 0 }), AssertionError);
   assert.throws(() => resolveDocumentOptions({ documentDepthMax: 10_000 }), AssertionError);
+  // A body at the limit must still fit inside the records that embed it (change records, commands).
+  assert.throws(() => resolveDocumentOptions({ documentDepthMax: 510 }), AssertionError);
+  assert.equal(resolveDocumentOptions({ documentDepthMax: 504 }).documentDepthMax, 504);
   assert.ok(Object.isFrozen(defaultDocumentOptions));
 });
